@@ -1,0 +1,3 @@
+"""WeCom (企业微信) for Apache Airflow: hook, operators, notifier, directory sync and messaging."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,118 @@
+"""Shared fixtures: a real PostgreSQL (fresh database per test), a real simulator over HTTP, and a
+private Airflow home with an SQLite metadata DB. Environment is set before Airflow is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A private AIRFLOW_HOME for the whole run, configured before anything imports airflow.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="wecom-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+os.environ.setdefault("WECOM_SQL_DIR", str(ROOT / "include" / "sql"))
+
+from wecom.simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org  # noqa: E402
+from wecom.testing.postgres import Server, find_server  # noqa: E402
+
+SIM_CONFIG = SimulatorConfig()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    server = find_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def db_url(pg_server: Server) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def simulator() -> Iterator[WeComSimulator]:
+    with WeComSimulator(generate_org(users=60, departments=8, seed=7), SimulatorConfig()) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim_admin(simulator: WeComSimulator) -> SimulatorAdmin:
+    return SimulatorAdmin(simulator.url)
+
+
+def conn_json(conn_type: str, **fields: object) -> str:
+    return json.dumps({"conn_type": conn_type, **fields})
+
+
+def wecom_conn(url: str, *, secret: str = SIM_CONFIG.secret, **extra: object) -> str:
+    """An AIRFLOW_CONN_ value for the simulator with fast retries."""
+    return conn_json(
+        "wecom",
+        host=url,
+        login=SIM_CONFIG.corp_id,
+        password=secret,
+        extra={"agent_id": SIM_CONFIG.agent_id, "retry_backoff": 0.01, "read_timeout": 5, **extra},
+    )
+
+
+def postgres_conn(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return conn_json(
+        "postgres",
+        host=parts.hostname,
+        port=parts.port or 5432,
+        login=parts.username or "postgres",
+        password=parts.password or "",
+        schema=parts.path.lstrip("/"),
+    )
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch, simulator: WeComSimulator, db_url: str) -> dict[str, str]:
+    """wecom_default (the simulator) and wecom_warehouse (a fresh database) as env connections."""
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", wecom_conn(simulator.url))
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
+    from wecom import token_store
+
+    token_store._postgres_stores.clear()  # each test has its own warehouse
+    token_store._memory_store.__init__()
+    return {"wecom": simulator.url, "warehouse": db_url}
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the SQLite metadata DB once per run (only tests that run DAGs need it)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return _AIRFLOW_HOME
