@@ -17,7 +17,9 @@ def main() -> None:
     with (
         scratch_database("wecom_demo") as db_url,
         simulator_process("--users", "300", "--departments", "30") as sim_url,
-        airflow_connections(wecom_default=wecom_conn_json(sim_url), wecom_warehouse=postgres_conn_json(db_url)),
+        airflow_connections(
+            wecom_default=wecom_conn_json(sim_url), wecom_warehouse=postgres_conn_json(db_url)
+        ),
     ):
         hook = WeComHook()
         departments = hook.list_departments()
