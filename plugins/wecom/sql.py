@@ -24,3 +24,17 @@ def load(name: str) -> str:
             f"SQL file {path} is missing: set WECOM_SQL_DIR to the project's include/sql folder"
         )
     return path.read_text(encoding="utf-8")
+
+
+@cache
+def statements(name: str) -> dict[str, str]:
+    """Named statements of one file, each introduced by a line ``-- name: <statement name>``."""
+    named: dict[str, str] = {}
+    current: str | None = None
+    for line in load(name).splitlines():
+        if line.startswith("-- name:"):
+            current = line.split(":", 1)[1].strip()
+            named[current] = ""
+        elif current is not None:
+            named[current] += line + "\n"
+    return {key: text.strip().rstrip(";") for key, text in named.items()}

@@ -1,0 +1,173 @@
+"""Stage a snapshot with COPY, then apply it to the directory tables in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from wecom import sql
+from wecom.directory.snapshot import DEPARTMENT_COLUMNS, MEMBERSHIP_COLUMNS, USER_COLUMNS, Snapshot
+
+log = logging.getLogger(__name__)
+
+MERGE = "directory/merge.sql"
+APPLY_ORDER = (
+    "update_departments", "insert_departments", "remove_departments",
+    "update_users", "insert_users", "remove_users",
+    "remove_memberships", "update_memberships", "insert_memberships",
+    "close_departments_history", "open_departments_history",
+    "close_users_history", "open_users_history",
+    "close_memberships_history", "open_memberships_history",
+)  # fmt: skip
+DROP_SNAPSHOT = (
+    "drop_snapshot",
+    "drop_snapshot_departments",
+    "drop_snapshot_users",
+    "drop_snapshot_memberships",
+)
+COUNTED = (
+    "departments_fetched", "users_fetched", "memberships_fetched",
+    "departments_added", "departments_changed", "departments_removed", "departments_restored",
+    "users_added", "users_changed", "users_removed", "users_restored",
+    "memberships_added", "memberships_changed", "memberships_removed",
+)  # fmt: skip
+
+
+class MassRemovalBlocked(AirflowFailException):
+    """The snapshot would remove too many members at once; nothing was applied."""
+
+
+@dataclass(frozen=True)
+class RemovalGuard:
+    max_share: float = 0.10
+    allow_mass_removal: bool = False
+
+    def check(self, removed: int, active: int) -> None:
+        if self.allow_mass_removal or active == 0 or removed / active <= self.max_share:
+            return
+        raise MassRemovalBlocked(
+            f"this sync would remove {removed} of {active} active members ({removed / active:.1%}), more than "
+            f"the {self.max_share:.0%} guard; nothing was applied. If WeCom really lost them (check the app's "
+            f"visible range first), trigger the DAG with the param allow_mass_removal: true"
+        )
+
+
+def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None) -> int:
+    """COPY a complete snapshot into staging in one transaction; returns its id."""
+    with conn.transaction():
+        snapshot_id = conn.execute(
+            "INSERT INTO wecom_staging.snapshots (dag_run_id) VALUES (%s) RETURNING snapshot_id",
+            (dag_run_id,),
+        ).fetchone()[0]
+        with conn.cursor() as cur:
+            _copy(
+                cur,
+                "departments",
+                DEPARTMENT_COLUMNS,
+                ((snapshot_id, *d) for d in snapshot.departments.values()),
+            )
+            _copy(
+                cur,
+                "users",
+                USER_COLUMNS,
+                ((snapshot_id, *(u[c] for c in USER_COLUMNS)) for u in snapshot.users.values()),
+            )
+            _copy(
+                cur,
+                "user_departments",
+                MEMBERSHIP_COLUMNS,
+                (
+                    (snapshot_id, userid, dept, order, leader)
+                    for (userid, dept), (order, leader) in snapshot.memberships.items()
+                ),
+            )
+    log.info("Staged snapshot %s: %s", snapshot_id, snapshot.counts())
+    return snapshot_id
+
+
+def _copy(cur: Any, table: str, columns: tuple[str, ...], rows: Any) -> None:
+    column_list = ", ".join(("snapshot_id", *columns))
+    with cur.copy(f"COPY wecom_staging.{table} ({column_list}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def drop_stale_snapshots(conn: Any, keep: int | None = None) -> None:
+    """Staging left behind by failed runs (older than a day) is removed."""
+    stale = conn.execute(
+        "SELECT snapshot_id FROM wecom_staging.snapshots WHERE fetched_at < now() - interval '1 day'"
+        " AND snapshot_id IS DISTINCT FROM %s",
+        (keep,),
+    ).fetchall()
+    for (snapshot_id,) in stale:
+        with conn.transaction():
+            _drop_snapshot(conn, snapshot_id)
+
+
+def _drop_snapshot(conn: Any, snapshot_id: int) -> None:
+    statements = sql.statements(MERGE)
+    for name in DROP_SNAPSHOT:
+        conn.execute(statements[name], {"snapshot_id": snapshot_id})
+
+
+def apply_snapshot(
+    conn: Any, snapshot_id: int, guard: RemovalGuard = RemovalGuard(), dag_run_id: str | None = None
+) -> dict[str, Any]:
+    """Merge one staged snapshot; record the run in wecom.sync_runs whatever happens."""
+    conn.autocommit = True
+    sync_run_id = conn.execute(
+        "INSERT INTO wecom.sync_runs (dag_run_id) VALUES (%s) RETURNING sync_run_id", (dag_run_id,)
+    ).fetchone()[0]
+    try:
+        result = _apply(conn, snapshot_id, sync_run_id, guard)
+    except Exception as exc:
+        status = "blocked" if isinstance(exc, MassRemovalBlocked) else "failed"
+        try:
+            conn.execute(
+                "UPDATE wecom.sync_runs SET status = %s, error = %s, finished_at = clock_timestamp()"
+                " WHERE sync_run_id = %s",
+                (status, str(exc)[:2000], sync_run_id),
+            )
+        except Exception:  # noqa: BLE001 - the connection itself may be what failed; keep the real error
+            log.exception("Could not record sync run %s as %s", sync_run_id, status)
+        raise
+    assignments = ", ".join(f"{name} = %({name})s" for name in (*COUNTED, "rows_written"))
+    conn.execute(
+        f"UPDATE wecom.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), {assignments}"  # noqa: S608
+        " WHERE sync_run_id = %(sync_run_id)s",
+        {**result, "sync_run_id": sync_run_id},
+    )
+    return {**result, "sync_run_id": sync_run_id}
+
+
+def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -> dict[str, Any]:
+    statements = sql.statements(MERGE)
+    params = {"snapshot_id": snapshot_id, "sync_run_id": sync_run_id}
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '15min'")
+        # Two applies never interleave, whatever started them (scheduler, a manual `dags test`...).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('wecom.directory_apply', 0))")
+        exists = conn.execute(
+            "SELECT 1 FROM wecom_staging.snapshots WHERE snapshot_id = %s", (snapshot_id,)
+        ).fetchone()
+        if not exists:
+            raise AirflowFailException(
+                f"staged snapshot {snapshot_id} does not exist (already applied or cleaned up): "
+                "clear the fetch task too, so it stages a new one"
+            )
+        with conn.cursor() as cur:
+            cur.execute(statements["plan"], params)
+            names = [column.name for column in cur.description]
+            plan = dict(zip(names, cur.fetchone(), strict=True))
+        guard.check(plan["users_removed"], plan["users_active"])
+        written = 0
+        for name in APPLY_ORDER:
+            written += conn.execute(statements[name], params).rowcount
+        _drop_snapshot(conn, snapshot_id)
+    result = {name: plan[name] for name in COUNTED}
+    result["rows_written"] = written
+    log.info("Applied snapshot %s: %s", snapshot_id, result)
+    return result

@@ -1,0 +1,44 @@
+"""What the wecom_directory_sync DAG's tasks do; each takes connection ids and plain values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wecom import migrations, warehouse
+from wecom.directory.load import RemovalGuard, apply_snapshot, drop_stale_snapshots, stage_snapshot
+from wecom.directory.snapshot import fetch_snapshot
+from wecom.hooks import WeComHook
+
+
+def migrate(warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID) -> list[str]:
+    """Bring the warehouse schema up to date (idempotent); returns the migrations applied now."""
+    with warehouse.connect(warehouse_conn_id) as conn:
+        return migrations.apply_migrations(conn)
+
+
+def fetch(
+    wecom_conn_id: str = "wecom_default",
+    warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
+    concurrency: int = 4,
+    dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Fetch a complete snapshot and stage it; returns its id and counts (small, for XCom)."""
+    snapshot = fetch_snapshot(WeComHook(wecom_conn_id), concurrency=concurrency)
+    with warehouse.connect(warehouse_conn_id) as conn:
+        conn.autocommit = True
+        snapshot_id = stage_snapshot(conn, snapshot, dag_run_id)
+        drop_stale_snapshots(conn, keep=snapshot_id)
+    return {"snapshot_id": snapshot_id, **snapshot.counts()}
+
+
+def apply(
+    snapshot_id: int,
+    warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
+    allow_mass_removal: bool = False,
+    max_removal_share: float = 0.10,
+    dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Merge the staged snapshot in one transaction; returns the counts recorded in sync_runs."""
+    guard = RemovalGuard(max_share=max_removal_share, allow_mass_removal=allow_mass_removal)
+    with warehouse.connect(warehouse_conn_id) as conn:
+        return apply_snapshot(conn, snapshot_id, guard, dag_run_id)

@@ -1,0 +1,57 @@
+"""Numbered SQL migrations from ``include/sql/migrations``, applied once each and recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import Any
+
+from wecom import sql
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def available() -> list[tuple[int, str]]:
+    """(version, file name) of every migration, in order."""
+    found = []
+    for path in sorted((sql.sql_dir() / "migrations").glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name} must be named NNN_description.sql")
+        found.append((int(match.group(1)), path.name))
+    versions = [version for version, _ in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"two migrations share a number in {sql.sql_dir() / 'migrations'}")
+    return found
+
+
+def apply_migrations(conn: Any) -> list[str]:
+    """Apply what is missing, each in its own transaction, under a lock; return what was applied."""
+    conn.autocommit = True
+    applied_now = []
+    conn.execute("SELECT pg_advisory_lock(hashtextextended('wecom.migrations', 0))")
+    try:
+        conn.execute(sql.load("schema_migrations.sql"))
+        done = {
+            row[0]: row[1] for row in conn.execute("SELECT version, checksum FROM wecom.schema_migrations")
+        }
+        for version, name in available():
+            text = sql.load(f"migrations/{name}")
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if version in done:
+                if done[version] != checksum:
+                    log.warning("Migration %s changed after it was applied; it is not re-run", name)
+                continue
+            with conn.transaction():
+                conn.execute(text)
+                conn.execute(
+                    "INSERT INTO wecom.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (version, name, checksum),
+                )
+            log.info("Applied migration %s", name)
+            applied_now.append(name)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtextextended('wecom.migrations', 0))")
+    return applied_now

@@ -1,0 +1,279 @@
+"""wecom_directory_sync end to end: dag.test() against the simulator and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from wecom.directory.snapshot import DirectoryDataError, Snapshot, add_member, check_tree
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder="dags")
+    assert bag.import_errors == {}
+    dag = bag.get_dag("wecom_directory_sync")
+    for task in dag.tasks:  # a failure is final here; Airflow's retry delay is not under test
+        task.retries = 0
+    return dag
+
+
+@pytest.fixture
+def sync(dag, connections):
+    def run(**conf):
+        return dag.test(run_conf=conf or None).state
+
+    return run
+
+
+@pytest.fixture
+def db(connections):
+    with psycopg.connect(connections["warehouse"], autocommit=True) as conn:
+        yield conn
+
+
+def one(db, query, *args):
+    return db.execute(query, args).fetchone()[0]
+
+
+def row_versions(db) -> set:
+    """Every directory row's physical version: unchanged iff nothing wrote it."""
+    tables = ["users", "departments", "user_departments", "users_history", "departments_history",
+              "user_departments_history"]  # fmt: skip
+    return {
+        (table, *row)
+        for table in tables
+        for row in db.execute(f"SELECT xmin::text, ctid::text FROM wecom.{table}").fetchall()  # noqa: S608
+    }
+
+
+def last_run(db) -> dict:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute("SELECT * FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1").fetchone()
+
+
+def test_first_sync_loads_the_whole_org(sync, db, simulator):
+    org = simulator.state.org
+    assert sync() == "success"
+    assert one(db, "SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL") == len(org.users)
+    assert one(db, "SELECT count(*) FROM wecom.departments WHERE deleted_at IS NULL") == len(org.departments)
+    memberships = sum(len(u["department"]) for u in org.users.values())
+    assert one(db, "SELECT count(*) FROM wecom.user_departments") == memberships
+    run = last_run(db)
+    assert run["status"] == "succeeded" and run["users_added"] == len(org.users)
+    assert run["rows_written"] > 0 and run["finished_at"] >= run["started_at"]
+    user = next(iter(org.users.values()))
+    stored = db.execute(
+        "SELECT name, mobile, gender, email, extattr, main_department FROM wecom.users WHERE userid = %s",
+        (user["userid"],),
+    ).fetchone()
+    assert stored == (user["name"], user["mobile"], user["gender"], user["email"], user["extattr"],
+                      user["main_department"])  # fmt: skip
+    # The tree view: depth and path agree with the simulator's tree.
+    for dept_id, depth, path in db.execute(
+        "SELECT department_id, depth, full_path FROM wecom.department_tree"
+    ):
+        chain, current = [], dept_id
+        while current in org.departments:
+            chain.insert(0, org.departments[current]["name"])
+            current = org.departments[current]["parentid"]
+        assert (depth, path) == (len(chain), " / ".join(chain))
+    root_total = one(db, "SELECT total_headcount FROM wecom.department_headcount WHERE department_id = 1")
+    assert root_total == len(org.users)
+    for dept_id, direct in db.execute(
+        "SELECT department_id, direct_headcount FROM wecom.department_headcount"
+    ):
+        assert direct == len(org.members_of(dept_id))
+    leaders = dict(db.execute("SELECT department_id, leaders FROM wecom.departments").fetchall())
+    assert all(leaders[d] == org.departments[d]["department_leader"] for d in org.departments)
+    assert one(db, "SELECT count(*) FROM wecom.members WHERE is_department_leader") > 0
+
+
+def test_every_table_view_and_column_is_documented(sync, db):
+    assert sync() == "success"
+    undocumented = db.execute(
+        """
+        SELECT c.relname || coalesce('.' || a.attname, '')
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = 'wecom' AND c.relkind IN ('r', 'v')
+          AND (obj_description(c.oid, 'pg_class') IS NULL
+               OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))
+        """
+    ).fetchall()
+    assert undocumented == []
+
+
+def test_unchanged_resync_writes_nothing(sync, db):
+    assert sync() == "success"
+    before = row_versions(db)
+    assert sync() == "success"
+    assert row_versions(db) == before
+    run = last_run(db)
+    assert run["rows_written"] == 0 and run["users_changed"] == 0 and run["status"] == "succeeded"
+    assert one(db, "SELECT count(*) FROM wecom_staging.users") == 0  # staging cleaned up
+
+
+def test_renamed_department_and_changed_leader(sync, db, sim_admin, simulator):
+    assert sync() == "success"
+    member = simulator.state.org.members_of(2)[0]["userid"]
+    sim_admin.mutate(
+        {"op": "rename_department", "id": 2, "name": "平台研发部"},
+        {"op": "set_leader", "department_id": 2, "userids": [member]},
+    )
+    assert sync() == "success"
+    assert db.execute("SELECT name, leaders FROM wecom.departments WHERE department_id = 2").fetchone() == (
+        "平台研发部",
+        [member],
+    )
+    assert one(
+        db, "SELECT is_leader FROM wecom.user_departments WHERE userid = %s AND department_id = 2", member
+    )
+    names = db.execute(
+        "SELECT name, valid_to IS NULL FROM wecom.departments_history WHERE department_id = 2 ORDER BY valid_from"
+    ).fetchall()
+    assert names[-1] == ("平台研发部", True) and names[0][1] is False
+    run = last_run(db)
+    assert run["departments_changed"] == 1 and run["memberships_changed"] >= 1
+    assert "平台研发部" in one(db, "SELECT full_path FROM wecom.department_tree WHERE department_id = 2")
+
+
+def test_member_moved_is_answered_by_history(sync, db, sim_admin, simulator):
+    assert sync() == "success"
+    user = next(u for u in simulator.state.org.users.values() if u["department"] == [u["main_department"]])
+    old, new = (
+        user["main_department"],
+        next(d for d in simulator.state.org.departments if d != user["main_department"]),
+    )
+    first_sync = one(db, "SELECT max(finished_at) FROM wecom.sync_runs")
+    sim_admin.mutate({"op": "move_user", "userid": user["userid"], "departments": [new]})
+    assert sync() == "success"
+    now = one(db, "SELECT clock_timestamp()")
+    as_of = """SELECT array_agg(department_id ORDER BY department_id) FROM wecom.user_departments_history
+               WHERE userid = %s AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"""
+    assert one(db, as_of, user["userid"], first_sync, first_sync) == [old]
+    assert one(db, as_of, user["userid"], now, now) == [new]
+    moves = db.execute(
+        "SELECT department_id, left_at IS NULL FROM wecom.membership_changes WHERE userid = %s ORDER BY joined_at",
+        (user["userid"],),
+    ).fetchall()
+    assert moves == [(old, False), (new, True)]
+    assert one(db, "SELECT main_department FROM wecom.users WHERE userid = %s", user["userid"]) == new
+
+
+def test_member_left_and_came_back(sync, db, sim_admin, simulator):
+    assert sync() == "success"
+    user = dict(next(iter(simulator.state.org.users.values())))
+    sim_admin.mutate({"op": "remove_user", "userid": user["userid"]})
+    assert sync() == "success"
+    assert one(db, "SELECT deleted_at IS NOT NULL FROM wecom.users WHERE userid = %s", user["userid"])
+    assert one(db, "SELECT count(*) FROM wecom.user_departments WHERE userid = %s", user["userid"]) == 0
+    assert last_run(db)["users_removed"] == 1
+    sim_admin.mutate({"op": "add_user", "user": user})
+    assert sync() == "success"
+    assert one(db, "SELECT deleted_at IS NULL FROM wecom.users WHERE userid = %s", user["userid"])
+    assert last_run(db)["users_restored"] == 1
+    periods = db.execute(
+        "SELECT valid_to IS NULL FROM wecom.users_history WHERE userid = %s ORDER BY valid_from",
+        (user["userid"],),
+    ).fetchall()
+    assert periods == [(False,), (True,)]
+
+
+def test_one_failing_department_leaves_every_table_untouched(sync, db, sim_admin, simulator):
+    assert sync() == "success"
+    before = row_versions(db)
+    victim = next(iter(simulator.state.org.users.values()))["userid"]
+    sim_admin.mutate(
+        {"op": "remove_user", "userid": victim}, {"op": "rename_department", "id": 3, "name": "改名"}
+    )
+    sim_admin.fault("http502", "user/list", count=-1, match={"department_id": "5"})
+    assert sync() == "failed"
+    assert row_versions(db) == before
+    assert one(db, "SELECT count(*) FROM wecom_staging.snapshots") == 0
+    assert one(db, "SELECT deleted_at IS NULL FROM wecom.users WHERE userid = %s", victim)
+    sim_admin.clear_faults()
+    assert sync() == "success"
+    assert one(db, "SELECT name FROM wecom.departments WHERE department_id = 3") == "改名"
+
+
+def test_removal_guard_blocks_then_allows_on_request(sync, db, sim_admin, simulator):
+    assert sync() == "success"
+    before = row_versions(db)
+    leaving = list(simulator.state.org.users)[: len(simulator.state.org.users) // 4]
+    sim_admin.mutate(*({"op": "remove_user", "userid": u} for u in leaving))
+    assert sync() == "failed"
+    assert row_versions(db) == before
+    run = last_run(db)
+    assert run["status"] == "blocked" and "allow_mass_removal" in run["error"]
+    assert sync(allow_mass_removal=True) == "success"
+    assert one(db, "SELECT count(*) FROM wecom.users WHERE deleted_at IS NOT NULL") == len(leaving)
+
+
+def test_analyst_role_reads_views_but_not_secrets_or_personal_fields(sync, db, connections):
+    from wecom.hooks import WeComHook
+
+    WeComHook().get_access_token()  # the private token table exists and holds a token
+    assert sync() == "success"
+    db.execute("SET ROLE wecom_analyst")
+    try:
+        assert one(db, "SELECT count(*) FROM wecom.members") > 0
+        assert one(db, "SELECT count(*) FROM wecom.department_headcount") > 0
+        assert one(db, "SELECT count(userid) FROM wecom.users") > 0
+        for forbidden in (
+            "SELECT * FROM wecom_private.access_tokens",
+            "SELECT mobile FROM wecom.users",
+            "SELECT email FROM wecom.users",
+            "SELECT * FROM wecom.member_contacts",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(forbidden)
+        db.execute("RESET ROLE")
+        db.execute("SET ROLE wecom_contacts_reader")
+        assert one(db, "SELECT count(mobile) FROM wecom.member_contacts") > 0
+    finally:
+        db.execute("RESET ROLE")
+
+
+def test_new_app_without_sensitive_fields_loads_nulls(sync, db, simulator):
+    simulator.state.org.new_app = True
+    assert sync() == "success"
+    assert one(db, "SELECT count(*) FROM wecom.users WHERE mobile IS NOT NULL OR email IS NOT NULL") == 0
+    assert one(db, "SELECT count(*) FROM wecom.users") == len(simulator.state.org.users)
+
+
+def test_members_are_deduplicated_case_insensitively_with_memberships_united():
+    snapshot = Snapshot()
+    add_member(snapshot, {"userid": "ZhangWei", "name": "张伟", "department": [2], "order": [5]}, 2)
+    add_member(
+        snapshot, {"userid": "zhangwei", "name": "张伟", "department": [3], "is_leader_in_dept": [1]}, 3
+    )
+    assert list(snapshot.users) == ["zhangwei"] and snapshot.users["zhangwei"]["userid"] == "ZhangWei"
+    assert snapshot.memberships == {("ZhangWei", 2): (5, False), ("ZhangWei", 3): (0, True)}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"name": "no id"}, "not a valid userid"),
+        ({"userid": "a b", "name": "x"}, "not a valid userid"),
+        ({"userid": "ok", "name": 5}, "name must be a string"),
+        ({"userid": "ok", "name": "x", "department": "1"}, "department must be a list"),
+        ({"userid": "ok", "name": "x", "department": [True]}, "must be an integer"),
+        ({"userid": "ok", "name": "x" * 5000}, "longer than"),
+    ],
+)
+def test_malformed_members_get_a_clear_error(item, message):
+    with pytest.raises(DirectoryDataError, match=message):
+        add_member(Snapshot(), item, 1)
+
+
+def test_department_cycles_are_rejected():
+    departments = {1: (1, "a", None, 0, 0, []), 2: (2, "b", None, 3, 0, []), 3: (3, "c", None, 2, 0, [])}
+    with pytest.raises(DirectoryDataError, match="cycle"):
+        check_tree(departments)
+    check_tree({1: (1, "a", None, 0, 0, []), 7: (7, "orphan", None, 99, 0, [])})  # orphans are fine
