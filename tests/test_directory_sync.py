@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from wecom.directory.snapshot import DirectoryDataError, Snapshot, add_member, check_tree
+from wecom.directory.snapshot import DirectoryDataError, Snapshot, add_member, check_tree, normalize_member
 
 pytestmark = pytest.mark.airflow
 
@@ -248,10 +248,10 @@ def test_new_app_without_sensitive_fields_loads_nulls(sync, db, simulator):
 
 def test_members_are_deduplicated_case_insensitively_with_memberships_united():
     snapshot = Snapshot()
-    add_member(snapshot, {"userid": "ZhangWei", "name": "张伟", "department": [2], "order": [5]}, 2)
-    add_member(
-        snapshot, {"userid": "zhangwei", "name": "张伟", "department": [3], "is_leader_in_dept": [1]}, 3
-    )
+    first = {"userid": "ZhangWei", "name": "张伟", "department": [2], "order": [5]}
+    second = {"userid": "zhangwei", "name": "张伟", "department": [3], "is_leader_in_dept": [1]}
+    add_member(snapshot, normalize_member(first, 2))
+    add_member(snapshot, normalize_member(second, 3))
     assert list(snapshot.users) == ["zhangwei"] and snapshot.users["zhangwei"]["userid"] == "ZhangWei"
     assert snapshot.memberships == {("ZhangWei", 2): (5, False), ("ZhangWei", 3): (0, True)}
 
@@ -269,7 +269,7 @@ def test_members_are_deduplicated_case_insensitively_with_memberships_united():
 )
 def test_malformed_members_get_a_clear_error(item, message):
     with pytest.raises(DirectoryDataError, match=message):
-        add_member(Snapshot(), item, 1)
+        normalize_member(item, 1)
 
 
 def test_department_cycles_are_rejected():

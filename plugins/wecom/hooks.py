@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -183,8 +184,14 @@ class WeComHook(BaseHook):
         )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        # Resolve the environment's proxy and CA settings once: with trust_env, requests re-reads
+        # os.environ on every call (about 1 ms each with a large environment).
         if self.settings.proxy:
             session.proxies = {"http": self.settings.proxy, "https": self.settings.proxy}
+        else:
+            session.proxies = requests.utils.get_environ_proxies(self.settings.base_url)
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = False
         return session
 
     @cached_property

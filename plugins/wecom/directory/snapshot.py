@@ -126,12 +126,11 @@ def _aligned(raw: dict[str, Any], name: str, size: int, where: str) -> list[int]
     return (values + [0] * size)[:size]
 
 
-def add_member(snapshot: Snapshot, raw: Any, listed_in: int) -> None:
-    """Merge one user/list item into the snapshot: one row per member case-insensitively."""
+def normalize_member(raw: Any, listed_in: int) -> tuple[dict[str, Any], list[tuple[int, int, bool]]]:
+    """Validate one user/list item: the member's row, and its (department, order, leader) memberships."""
     if not isinstance(raw, dict):
         raise DirectoryDataError(f"user/list for department {listed_in} returned a non-object item")
     userid = _userid(raw.get("userid"), f"user/list for department {listed_in}")
-    key = userid.lower()
     where = f"member {userid}"
     departments = raw.get("department")
     if departments is None:
@@ -141,30 +140,41 @@ def add_member(snapshot: Snapshot, raw: Any, listed_in: int) -> None:
     departments = [_int(d, f"{where} department", low=1, high=2**32 - 1) for d in departments]
     orders = _aligned(raw, "order", len(departments), where)
     leaders = _aligned(raw, "is_leader_in_dept", len(departments), where)
-    existing = snapshot.users.get(key)
-    canonical = existing["userid"] if existing else userid
-    if existing is None:
-        gender = raw.get("gender")
-        extra = {k: v for k, v in raw.items() if k not in _KNOWN_USER_FIELDS}
-        extattr = raw.get("extattr")
-        user = {
-            "userid": userid,
-            "name": _text(raw.get("name"), f"{where} name", required=True),
-            "status": _int(raw.get("status"), f"{where} status", default=1, low=0, high=32767),
-            "main_department": _int(raw.get("main_department"), f"{where} main_department", default=0)
-            or (departments[0] if departments else None),
-            "direct_leader": _userids(raw.get("direct_leader"), f"{where} direct_leader"),
-            "gender": None if gender in (None, "") else _text(str(gender), f"{where} gender"),
-            "extattr": json.dumps(extattr, ensure_ascii=False) if extattr is not None else None,
-            "extra": json.dumps(extra, ensure_ascii=False, default=str),
-        }
-        for name in _TEXT_FIELDS:
-            user[name] = _text(raw.get(name), f"{where} {name}")
-        snapshot.users[key] = user
-    for dept_id, order, leader in zip(departments, orders, leaders, strict=True):
-        snapshot.memberships[(canonical, dept_id)] = (order, bool(leader))
+    memberships = [(d, o, bool(flag)) for d, o, flag in zip(departments, orders, leaders, strict=True)]
     if listed_in not in departments:  # listed there, though its own list forgot it
-        snapshot.memberships.setdefault((canonical, listed_in), (0, False))
+        memberships.append((listed_in, 0, False))
+    gender = raw.get("gender")
+    extra = {k: v for k, v in raw.items() if k not in _KNOWN_USER_FIELDS}
+    extattr = raw.get("extattr")
+    user = {
+        "userid": userid,
+        "name": _text(raw.get("name"), f"{where} name", required=True),
+        "status": _int(raw.get("status"), f"{where} status", default=1, low=0, high=32767),
+        "main_department": _int(raw.get("main_department"), f"{where} main_department", default=0)
+        or (departments[0] if departments else None),
+        "direct_leader": _userids(raw.get("direct_leader"), f"{where} direct_leader"),
+        "gender": None if gender in (None, "") else _text(str(gender), f"{where} gender"),
+        "extattr": json.dumps(extattr, ensure_ascii=False) if extattr is not None else None,
+        "extra": json.dumps(extra, ensure_ascii=False, default=str) if extra else "{}",
+    }
+    for name in _TEXT_FIELDS:
+        user[name] = _text(raw.get(name), f"{where} {name}")
+    return user, memberships
+
+
+def add_member(snapshot: Snapshot, member: tuple[dict[str, Any], list[tuple[int, int, bool]]]) -> None:
+    """Merge a normalized member: one row per userid case-insensitively, memberships united."""
+    user, memberships = member
+    existing = snapshot.users.setdefault(user["userid"].lower(), user)
+    for dept_id, order, leader in memberships:
+        key = (existing["userid"], dept_id)
+        if key not in snapshot.memberships or order or leader:
+            snapshot.memberships[key] = (order, leader)
+
+
+def _list_and_normalize(hook: WeComHook, dept_id: int) -> list[tuple[dict[str, Any], list]]:
+    """Runs in a worker thread, so validation overlaps with waiting on other departments' calls."""
+    return [normalize_member(raw, dept_id) for raw in hook.list_department_members(dept_id)]
 
 
 def fetch_snapshot(hook: WeComHook, concurrency: int = 4) -> Snapshot:
@@ -183,7 +193,7 @@ def fetch_snapshot(hook: WeComHook, concurrency: int = 4) -> Snapshot:
     check_tree(snapshot.departments)
     ids = sorted(snapshot.departments)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="wecom-user-list") as pool:
-        futures = {pool.submit(hook.list_department_members, dept_id): dept_id for dept_id in ids}
+        futures = {pool.submit(_list_and_normalize, hook, dept_id): dept_id for dept_id in ids}
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
@@ -195,8 +205,8 @@ def fetch_snapshot(hook: WeComHook, concurrency: int = 4) -> Snapshot:
                 futures[failed[0]],
             )
             raise error
-    for future, dept_id in sorted(futures.items(), key=lambda item: item[1]):
-        for raw in future.result():
-            add_member(snapshot, raw, dept_id)
+    for future, _ in sorted(futures.items(), key=lambda item: item[1]):  # department order: deterministic
+        for member in future.result():
+            add_member(snapshot, member)
     log.info("Fetched a complete snapshot: %s", snapshot.counts())
     return snapshot

@@ -39,6 +39,8 @@ class SimulatorConfig:
     per_hour: int = 1000
     robot_per_minute: int = 20
     unlicensed: tuple[str, ...] = ()
+    # Requests in flight on one API beyond this get 45033, as WeCom answers too much concurrency.
+    max_inflight_per_api: int = 20
 
 
 @dataclass
@@ -81,6 +83,8 @@ class SimulatorState:
         self.robot_sends: dict[str, deque[float]] = {}
         self.robot_messages: list[dict[str, Any]] = []
         self.disabled_robots: set[str] = set()
+        self.inflight: dict[str, int] = {}
+        self.concurrency_rejections = 0
         self._next_msgid = 0
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -88,6 +92,19 @@ class SimulatorState:
     def count_call(self, path: str) -> None:
         with self.lock:
             self.calls[path] = self.calls.get(path, 0) + 1
+
+    def enter(self, path: str) -> bool:
+        """Count a request in flight on ``path``; False (answer 45033) when too many already are."""
+        with self.lock:
+            if self.inflight.get(path, 0) >= self.config.max_inflight_per_api:
+                self.concurrency_rejections += 1
+                return False
+            self.inflight[path] = self.inflight.get(path, 0) + 1
+            return True
+
+    def leave(self, path: str) -> None:
+        with self.lock:
+            self.inflight[path] -= 1
 
     def take_fault(self, path: str, query: dict[str, str]) -> Fault | None:
         with self.lock:
@@ -113,6 +130,7 @@ class SimulatorState:
                 "duplicates_absorbed": self.duplicates,
                 "faults_fired": self.faults_fired,
                 "faults_pending": len([f for f in self.faults if f.count != 0]),
+                "concurrency_rejections": self.concurrency_rejections,
                 "robot_messages": len(self.robot_messages),
                 "tokens_issued": len(self.tokens),
                 "users": len(self.org.users),
@@ -129,6 +147,7 @@ class SimulatorState:
             self.member_sends.clear()
             self.robot_sends.clear()
             self.duplicates = 0
+            self.concurrency_rejections = 0
             self.faults_fired = 0
             self.faults.clear()
             self.latency_ms = 0.0
