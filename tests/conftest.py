@@ -24,6 +24,21 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME /
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# The project's DAGs, plus small DAGs that only tests run (dag.test() needs them in a bundle).
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "dags-folder",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {},
+        },
+        {
+            "name": "test-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(ROOT / "tests" / "dags")},
+        },
+    ]
+)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("WECOM_SQL_DIR", str(ROOT / "include" / "sql"))
@@ -103,6 +118,18 @@ def connections(monkeypatch: pytest.MonkeyPatch, simulator: WeComSimulator, db_u
     token_store._postgres_stores.clear()  # each test has its own warehouse
     token_store._memory_store.__init__()
     return {"wecom": simulator.url, "warehouse": db_url}
+
+
+def load_dag(folder: Path, dag_id: str, *, retries: int = 0):
+    """A DAG from a folder, with retries off: a failure is final in tests (the retry delay is Airflow's)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=folder)
+    assert bag.import_errors == {}, bag.import_errors
+    dag = bag.get_dag(dag_id)
+    for task in dag.tasks:
+        task.retries = retries
+    return dag
 
 
 @pytest.fixture(scope="session")

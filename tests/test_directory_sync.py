@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from conftest import ROOT, load_dag
 
 from wecom.directory.snapshot import DirectoryDataError, Snapshot, add_member, check_tree, normalize_member
 
@@ -12,14 +13,7 @@ pytestmark = pytest.mark.airflow
 
 @pytest.fixture(scope="module")
 def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder="dags")
-    assert bag.import_errors == {}
-    dag = bag.get_dag("wecom_directory_sync")
-    for task in dag.tasks:  # a failure is final here; Airflow's retry delay is not under test
-        task.retries = 0
-    return dag
+    return load_dag(ROOT / "dags", "wecom_directory_sync")
 
 
 @pytest.fixture

@@ -55,3 +55,15 @@ def apply_migrations(conn: Any) -> list[str]:
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtextextended('wecom.migrations', 0))")
     return applied_now
+
+
+_checked: set[str] = set()
+
+
+def ensure_current(conn: Any) -> None:
+    """Apply missing migrations once per process per database (senders may run before any sync)."""
+    database = conn.info.dsn  # host, port, dbname, user: never the password
+    if database in _checked:
+        return
+    apply_migrations(conn)
+    _checked.add(database)

@@ -12,3 +12,12 @@ def connect(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     return PostgresHook(postgres_conn_id=conn_id).get_conn()
+
+
+def connect_current(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
+    """A connection to a warehouse whose schema is up to date (migrated on first use in a process)."""
+    from wecom.migrations import ensure_current
+
+    conn = connect(conn_id)
+    ensure_current(conn)
+    return conn

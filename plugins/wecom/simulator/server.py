@@ -634,6 +634,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = split.path[len("/cgi-bin/") :]
         state.count_call(path)
+        if not state.enter(path):
+            self._reply(200, err(45033, "api concurrent out of limit"))
+            return
+        try:
+            self._serve(method, path, query, raw)
+        finally:
+            state.leave(path)
+
+    def _serve(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
+        state = self.server.state
         if state.latency_ms:
             time.sleep(state.latency_ms / 1000)
         fault = state.take_fault(path, query)

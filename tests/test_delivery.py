@@ -1,0 +1,232 @@
+"""The ledger, the per-member limiter, the operator, the notifier and the robot hook, end to end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pendulum
+import psycopg
+import pytest
+from conftest import ROOT, conn_json, load_dag
+
+from wecom import warehouse
+from wecom.delivery import Claimant, MemberLimits, Outgoing, Sender
+from wecom.errors import WeComConfigError
+from wecom.hooks import WeComHook
+from wecom.messages import markdown, text
+from wecom.simulator import SimulatorConfig, WeComSimulator, generate_org
+from wecom.webhook import WeComWebhookHook
+
+ROBOT_KEY = SimulatorConfig().webhook_keys[0]
+
+
+@pytest.fixture
+def conn(connections):
+    with warehouse.connect_current() as connection:
+        yield connection
+
+
+def ledger(conn, *columns):
+    return conn.execute(f"SELECT {', '.join(columns)} FROM wecom.message_log ORDER BY message_id").fetchall()  # noqa: S608
+
+
+def users(simulator, n):
+    return [u["userid"].lower() for u in list(simulator.state.org.users.values())[:n]]
+
+
+def test_partial_success_records_invalid_recipients_and_delivers_the_rest(conn, simulator, sim_admin):
+    people = users(simulator, 3)
+    messages = [Outgoing(f"k:{u}", u, text(f"hi {u}")) for u in [*people, "ghost"]]
+    summary = Sender(WeComHook(), conn).send(messages)
+    assert summary.sent == 3 and summary.skipped == 1
+    assert sorted(m["userid"] for m in sim_admin.messages()) == sorted(people)
+    rows = dict((r, (s, reason)) for r, s, reason in ledger(conn, "recipient", "status", "reason"))
+    assert rows["ghost"][0] == "skipped" and "not a valid recipient" in rows["ghost"][1]
+    assert all(rows[u][0] == "sent" for u in people)
+
+
+def test_a_retry_or_a_second_run_sends_nothing_twice(conn, simulator, sim_admin):
+    people = users(simulator, 5)
+    messages = [Outgoing(f"digest:2026-11-30:{u}", u, markdown("今日面试")) for u in people]
+    first = Sender(WeComHook(), conn, Claimant("d", "run1", "t")).send(messages)
+    retry = Sender(WeComHook(), conn, Claimant("d", "run1", "t")).send(messages)
+    other_run = Sender(WeComHook(), conn, Claimant("d", "run2", "t")).send(messages)
+    assert (first.sent, retry.sent, other_run.sent) == (5, 0, 0)
+    assert retry.already_done == other_run.already_done == 5
+    assert len(sim_admin.messages()) == 5
+    assert {row[0] for row in ledger(conn, "body_hash")} and all(
+        preview == "今日面试" for (preview,) in ledger(conn, "preview")
+    )
+
+
+def test_a_crash_between_send_and_record_is_absorbed_by_the_duplicate_check(conn, simulator, sim_admin):
+    person = users(simulator, 1)[0]
+    message = Outgoing("reminder:42:2026-11-30T10:00", person, text("10:00 面试提醒"))
+    hook = WeComHook()
+
+    class Crash(BaseException):
+        pass
+
+    def send_then_die(m: Outgoing):
+        sender._app_message(m)  # WeCom accepts it...
+        raise Crash  # ...and the worker dies before the ledger records it
+
+    sender = Sender(hook, conn, Claimant("d", "r", "t"), transport=send_then_die)
+    with pytest.raises(Crash):
+        sender.send([message])
+    assert ledger(conn, "status") == [("pending",)]
+    summary = Sender(hook, conn, Claimant("d", "r", "t")).send([message])  # the task's retry
+    assert summary.sent == 1
+    assert len(sim_admin.messages()) == 1 and sim_admin.stats()["duplicates_absorbed"] == 1
+    assert ledger(conn, "status", "attempts") == [("sent", 2)]
+
+
+def test_another_tasks_fresh_claim_is_left_alone(conn, simulator, sim_admin):
+    person = users(simulator, 1)[0]
+    message = Outgoing("k", person, text("x"))
+    conn.execute(
+        "INSERT INTO wecom.message_log (dedup_key, recipient, claimed_by, claimed_at, attempts)"
+        " VALUES ('k', %s, 'other/task/run/-1', clock_timestamp(), 1)",
+        (person,),
+    )
+    assert Sender(WeComHook(), conn, Claimant("d", "r", "t")).send([message]).already_done == 1
+    assert sim_admin.messages() == []
+
+
+@pytest.fixture
+def fast_simulator():
+    """WeCom's windows divided by 60: a minute lasts a second."""
+    org = generate_org(users=5, departments=1, seed=3)
+    with WeComSimulator(org, SimulatorConfig(time_scale=60)) as sim:
+        yield sim
+
+
+def test_the_per_member_limit_spaces_and_defers_instead_of_dropping(fast_simulator, db_url, monkeypatch):
+    from conftest import postgres_conn, wecom_conn
+
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", wecom_conn(fast_simulator.url, token_store="memory"))
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
+    person = next(iter(fast_simulator.state.org.users))
+    limits = MemberLimits(time_scale=60, max_wait=1.5)
+    messages = [Outgoing(f"burst:{i}", person, text(f"message {i}")) for i in range(75)]
+    with warehouse.connect_current() as conn:
+        started = time.monotonic()
+        summary = Sender(WeComHook(), conn, limits=limits).send(messages)
+        elapsed = time.monotonic() - started
+        assert summary.sent == 60 and summary.deferred == 15  # two scaled minutes' worth, the rest deferred
+        assert elapsed >= 1.0  # the 31st waited for the window to move
+        stats = fast_simulator.state.stats()
+        assert stats["silent_drops"] == 0 and stats["delivered"] == 60
+        deferred = conn.execute(
+            "SELECT count(*) FROM wecom.message_log WHERE status = 'deferred'"
+        ).fetchone()[0]
+        assert deferred == 15
+        time.sleep(1.1)
+        resumed = Sender(WeComHook(), conn, limits=limits).resume_deferred()
+        assert resumed.sent + resumed.deferred == 15
+        while resumed.deferred:
+            time.sleep(1.1)
+            resumed = Sender(WeComHook(), conn, limits=limits).resume_deferred()
+        assert fast_simulator.state.stats()["silent_drops"] == 0
+        assert fast_simulator.state.stats()["delivered"] == 75
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM wecom.message_log WHERE deferred_payload IS NOT NULL"
+            ).fetchone()[0]
+            == 0
+        )
+
+
+def test_expired_messages_are_recorded_not_sent(conn, simulator, sim_admin):
+    person = users(simulator, 1)[0]
+    past = pendulum.now("UTC").subtract(minutes=5)
+    summary = Sender(WeComHook(), conn).send([Outgoing("late", person, text("too late"), expires_at=past)])
+    assert summary.expired == 1 and sim_admin.messages() == []
+    assert ledger(conn, "status") == [("expired",)]
+
+
+def test_webhook_hook_sends_and_fails_fast_on_permanent_errors(simulator, sim_admin, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ROBOT", conn_json("wecom_webhook", host=simulator.url, password=ROBOT_KEY)
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GONE", conn_json("wecom_webhook", host=simulator.url, password="removed-robot-key")
+    )
+    WeComWebhookHook("robot").send(markdown("**deploy** done", 4096))
+    assert sim_admin.robot_messages()[0]["content"] == "**deploy** done"
+    with pytest.raises(WeComConfigError) as gone:
+        WeComWebhookHook("gone").send(text("x"))
+    assert gone.value.errcode == 93000
+    sim_admin.set_robot(ROBOT_KEY, disabled=True)
+    with pytest.raises(WeComConfigError) as disabled:
+        WeComWebhookHook("robot").send(text("x"))
+    assert disabled.value.errcode == 93004
+    for leaked in (ROBOT_KEY, "removed-robot-key"):
+        assert leaked not in caplog.text and leaked not in str(gone.value) + str(disabled.value)
+
+
+def test_webhook_hook_keeps_to_twenty_a_minute(monkeypatch):
+    with WeComSimulator(generate_org(3, 1), SimulatorConfig(time_scale=60)) as sim:
+        monkeypatch.setenv("AIRFLOW_CONN_ROBOT", conn_json("wecom_webhook", host=sim.url, password=ROBOT_KEY))
+        hook = WeComWebhookHook("robot", window_seconds=1.03)
+        for i in range(25):
+            hook.send(text(f"alert {i}"))  # would be 45009 without the spacing
+        assert sim.state.stats()["robot_messages"] == 25
+
+
+# -- operator and notifier through real DAG runs ----------------------------------------------
+
+TEST_DAGS = ROOT / "tests" / "dags"
+
+
+def test_operator_sends_once_returns_result_and_fails_when_everyone_is_invalid(
+    airflow_db, connections, simulator, sim_admin, caplog, capfd
+):
+    people = users(simulator, 2)
+    dag = load_dag(TEST_DAGS, "wecom_operator_test")
+    run = dag.test(run_conf={"users": "|".join([*people, "ghost"])})
+    assert run.get_state() == "success"
+    result = run.get_task_instance("send").xcom_pull(task_ids="send")
+    assert result["sent"] == 1 and result["invalid_users"] == ["ghost"] and len(result["msgids"]) == 1
+    delivered = sim_admin.messages()
+    assert sorted(m["userid"] for m in delivered) == sorted(people)
+    assert "**上线完成** 20" in delivered[0]["content"]  # templated
+    secrets = [simulator.state.config.secret, *simulator.state.tokens]
+    assert not any(s in json.dumps(result) or s in caplog.text for s in secrets)
+
+    bad = load_dag(TEST_DAGS, "wecom_operator_text")
+    assert bad.test(run_conf={"users": "ghost1|ghost2"}).get_state() == "failed"
+    task_log = capfd.readouterr().out
+    assert "every recipient is invalid (81013)" in task_log
+    assert not any(s in task_log for s in [simulator.state.config.secret, *simulator.state.tokens])
+    with psycopg.connect(connections["warehouse"]) as conn:
+        skipped = conn.execute(
+            "SELECT status, errcode FROM wecom.message_log WHERE dedup_key LIKE 'wecom_operator_text%'"
+        )
+        assert skipped.fetchall() == [("skipped", 81013)]
+
+
+def test_notifier_alerts_once_per_final_failure(airflow_db, connections, simulator, sim_admin):
+    on_call = users(simulator, 1)[0]
+    dag = load_dag(TEST_DAGS, "wecom_notifier_test")
+    assert dag.test(run_conf={"on_call": on_call}).get_state() == "failed"
+    alerts = sim_admin.messages(on_call)
+    assert len(alerts) == 1
+    content = alerts[0]["content"]
+    assert "wecom_notifier_test" in content and "explode" in content and "Try: 1" in content
+    assert "warehouse unreachable" in content and "second line" not in content
+
+
+def test_notifier_can_alert_a_group_robot(airflow_db, connections, simulator, sim_admin, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPS_ROBOT", conn_json("wecom_webhook", host=simulator.url, password=ROBOT_KEY)
+    )
+    dag = load_dag(TEST_DAGS, "wecom_robot_alert")
+    assert dag.test().get_state() == "failed"
+    robot = sim_admin.robot_messages()
+    assert len(robot) == 1 and "boom" in robot[0]["content"]
+    with psycopg.connect(connections["warehouse"]) as conn:
+        assert conn.execute("SELECT status FROM wecom.message_log").fetchall() == [("sent",)]
