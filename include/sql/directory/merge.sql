@@ -3,59 +3,33 @@
 -- so every row changed by one sync carries the same timestamp.
 -- Only rows that really changed are written: an unchanged directory writes nothing.
 
--- name: plan
-WITH su AS (SELECT * FROM wecom_staging.users WHERE snapshot_id = %(snapshot_id)s),
-     sd AS (SELECT * FROM wecom_staging.departments WHERE snapshot_id = %(snapshot_id)s),
-     sm AS (SELECT * FROM wecom_staging.user_departments WHERE snapshot_id = %(snapshot_id)s)
-SELECT
-    (SELECT count(*) FROM sd) AS departments_fetched,
-    (SELECT count(*) FROM su) AS users_fetched,
-    (SELECT count(*) FROM sm) AS memberships_fetched,
-    (SELECT count(*) FROM sd WHERE NOT EXISTS
-        (SELECT 1 FROM wecom.departments d WHERE d.department_id = sd.department_id)) AS departments_added,
-    (SELECT count(*) FROM sd JOIN wecom.departments d USING (department_id)
-      WHERE d.deleted_at IS NULL
-        AND (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
-            IS DISTINCT FROM (sd.name, sd.name_en, sd.parent_id, sd.sort_order, sd.leaders)) AS departments_changed,
-    (SELECT count(*) FROM wecom.departments d WHERE d.deleted_at IS NULL AND NOT EXISTS
-        (SELECT 1 FROM sd WHERE sd.department_id = d.department_id)) AS departments_removed,
-    (SELECT count(*) FROM sd JOIN wecom.departments d USING (department_id)
-      WHERE d.deleted_at IS NOT NULL) AS departments_restored,
-    (SELECT count(*) FROM su WHERE NOT EXISTS
-        (SELECT 1 FROM wecom.users u WHERE lower(u.userid) = lower(su.userid))) AS users_added,
-    (SELECT count(*) FROM su JOIN wecom.users u ON lower(u.userid) = lower(su.userid)
-      WHERE u.deleted_at IS NULL
-        AND (u.userid, u.name, u.english_name, u.alias, u.position, u.status, u.main_department,
-             u.direct_leader, u.telephone, u.extattr, u.mobile, u.gender, u.email, u.biz_mail, u.avatar,
-             u.thumb_avatar, u.qr_code, u.address, u.extra)
-            IS DISTINCT FROM
-            (su.userid, su.name, su.english_name, su.alias, su.position, su.status, su.main_department,
-             su.direct_leader, su.telephone, su.extattr, su.mobile, su.gender, su.email, su.biz_mail, su.avatar,
-             su.thumb_avatar, su.qr_code, su.address, su.extra)) AS users_changed,
-    (SELECT count(*) FROM wecom.users u WHERE u.deleted_at IS NULL AND NOT EXISTS
-        (SELECT 1 FROM su WHERE lower(su.userid) = lower(u.userid))) AS users_removed,
-    (SELECT count(*) FROM su JOIN wecom.users u ON lower(u.userid) = lower(su.userid)
-      WHERE u.deleted_at IS NOT NULL) AS users_restored,
-    (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_active,
-    (SELECT count(*) FROM sm WHERE NOT EXISTS
-        (SELECT 1 FROM wecom.user_departments m
-          WHERE lower(m.userid) = lower(sm.userid) AND m.department_id = sm.department_id)) AS memberships_added,
-    (SELECT count(*) FROM sm JOIN wecom.user_departments m
-        ON lower(m.userid) = lower(sm.userid) AND m.department_id = sm.department_id
-      WHERE (m.sort_order, m.is_leader) IS DISTINCT FROM (sm.sort_order, sm.is_leader)) AS memberships_changed,
-    (SELECT count(*) FROM wecom.user_departments m WHERE NOT EXISTS
-        (SELECT 1 FROM sm WHERE lower(sm.userid) = lower(m.userid) AND sm.department_id = m.department_id))
-        AS memberships_removed;
+-- name: fetched
+SELECT (SELECT count(*) FROM wecom_staging.departments WHERE snapshot_id = %(snapshot_id)s) AS departments_fetched,
+       (SELECT count(*) FROM wecom_staging.users WHERE snapshot_id = %(snapshot_id)s) AS users_fetched,
+       (SELECT count(*) FROM wecom_staging.user_departments WHERE snapshot_id = %(snapshot_id)s) AS memberships_fetched;
+
+-- name: removal_check
+SELECT (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_active,
+       (SELECT count(*) FROM wecom.users u
+         WHERE u.deleted_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
+                           WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid))) AS users_removed;
+
+-- name: restore_departments
+UPDATE wecom.departments d
+SET name = s.name, name_en = s.name_en, parent_id = s.parent_id, sort_order = s.sort_order,
+    leaders = s.leaders, updated_at = now(), deleted_at = NULL
+FROM wecom_staging.departments s
+WHERE s.snapshot_id = %(snapshot_id)s AND d.department_id = s.department_id AND d.deleted_at IS NOT NULL;
 
 -- name: update_departments
 UPDATE wecom.departments d
 SET name = s.name, name_en = s.name_en, parent_id = s.parent_id, sort_order = s.sort_order,
     leaders = s.leaders, updated_at = now(), deleted_at = NULL
 FROM wecom_staging.departments s
-WHERE s.snapshot_id = %(snapshot_id)s AND d.department_id = s.department_id
-  AND (d.deleted_at IS NOT NULL
-       OR (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
-          IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders));
+WHERE s.snapshot_id = %(snapshot_id)s AND d.department_id = s.department_id AND d.deleted_at IS NULL
+  AND (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
+      IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders);
 
 -- name: insert_departments
 INSERT INTO wecom.departments (department_id, name, name_en, parent_id, sort_order, leaders, first_seen_at, updated_at)
@@ -71,6 +45,17 @@ WHERE d.deleted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id);
 
+-- name: restore_users
+UPDATE wecom.users u
+SET userid = s.userid, name = s.name, english_name = s.english_name, alias = s.alias, position = s.position,
+    status = s.status, main_department = s.main_department, direct_leader = s.direct_leader,
+    telephone = s.telephone, extattr = s.extattr, mobile = s.mobile, gender = s.gender, email = s.email,
+    biz_mail = s.biz_mail, avatar = s.avatar, thumb_avatar = s.thumb_avatar, qr_code = s.qr_code,
+    address = s.address, extra = s.extra, updated_at = now(), deleted_at = NULL
+FROM wecom_staging.users s
+WHERE s.snapshot_id = %(snapshot_id)s AND lower(u.userid) = lower(s.userid)
+  AND u.deleted_at IS NOT NULL;
+
 -- name: update_users
 UPDATE wecom.users u
 SET userid = s.userid, name = s.name, english_name = s.english_name, alias = s.alias, position = s.position,
@@ -80,8 +65,8 @@ SET userid = s.userid, name = s.name, english_name = s.english_name, alias = s.a
     address = s.address, extra = s.extra, updated_at = now(), deleted_at = NULL
 FROM wecom_staging.users s
 WHERE s.snapshot_id = %(snapshot_id)s AND lower(u.userid) = lower(s.userid)
-  AND (u.deleted_at IS NOT NULL
-       OR (u.userid, u.name, u.english_name, u.alias, u.position, u.status, u.main_department,
+  AND u.deleted_at IS NULL
+  AND ((u.userid, u.name, u.english_name, u.alias, u.position, u.status, u.main_department,
            u.direct_leader, u.telephone, u.extattr, u.mobile, u.gender, u.email, u.biz_mail, u.avatar,
            u.thumb_avatar, u.qr_code, u.address, u.extra)
           IS DISTINCT FROM

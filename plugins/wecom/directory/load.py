@@ -14,14 +14,25 @@ from wecom.directory.snapshot import DEPARTMENT_COLUMNS, MEMBERSHIP_COLUMNS, USE
 log = logging.getLogger(__name__)
 
 MERGE = "directory/merge.sql"
+# Each statement's row count is the figure recorded in sync_runs under the name beside it.
 APPLY_ORDER = (
-    "update_departments", "insert_departments", "remove_departments",
-    "update_users", "insert_users", "remove_users",
-    "remove_memberships", "update_memberships", "insert_memberships",
-    "close_departments_history", "open_departments_history",
-    "close_users_history", "open_users_history",
-    "close_memberships_history", "open_memberships_history",
+    ("restore_departments", "departments_restored"), ("update_departments", "departments_changed"),
+    ("insert_departments", "departments_added"), ("remove_departments", "departments_removed"),
+    ("restore_users", "users_restored"), ("update_users", "users_changed"),
+    ("insert_users", "users_added"), ("remove_users", "users_removed"),
+    ("remove_memberships", "memberships_removed"), ("update_memberships", "memberships_changed"),
+    ("insert_memberships", "memberships_added"),
+    ("close_departments_history", None), ("open_departments_history", None),
+    ("close_users_history", None), ("open_users_history", None),
+    ("close_memberships_history", None), ("open_memberships_history", None),
 )  # fmt: skip
+# Tables whose statistics matter to the next statement's plan after a large write.
+ANALYZE_AFTER = {
+    "insert_departments": "wecom.departments", "insert_users": "wecom.users",
+    "insert_memberships": "wecom.user_departments", "remove_memberships": "wecom.user_departments",
+    "open_users_history": "wecom.users_history", "open_memberships_history": "wecom.user_departments_history",
+}  # fmt: skip
+LARGE_WRITE = 5000
 DROP_SNAPSHOT = (
     "drop_snapshot",
     "drop_snapshot_departments",
@@ -158,16 +169,23 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
                 f"staged snapshot {snapshot_id} does not exist (already applied or cleaned up): "
                 "clear the fetch task too, so it stages a new one"
             )
+        for table in ("departments", "users", "user_departments"):  # fresh statistics for fresh staging
+            conn.execute(f"ANALYZE wecom_staging.{table}")
         with conn.cursor() as cur:
-            cur.execute(statements["plan"], params)
-            names = [column.name for column in cur.description]
-            plan = dict(zip(names, cur.fetchone(), strict=True))
-        guard.check(plan["users_removed"], plan["users_active"])
+            cur.execute(statements["fetched"], params)
+            result = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
+            cur.execute(statements["removal_check"], params)
+            active, removed = cur.fetchone()
+        guard.check(removed, active)
         written = 0
-        for name in APPLY_ORDER:
-            written += conn.execute(statements[name], params).rowcount
+        for name, figure in APPLY_ORDER:
+            count = conn.execute(statements[name], params).rowcount
+            written += count
+            if figure:
+                result[figure] = count
+            if count >= LARGE_WRITE and name in ANALYZE_AFTER:
+                conn.execute(f"ANALYZE {ANALYZE_AFTER[name]}")
         _drop_snapshot(conn, snapshot_id)
-    result = {name: plan[name] for name in COUNTED}
     result["rows_written"] = written
     log.info("Applied snapshot %s: %s", snapshot_id, result)
     return result
