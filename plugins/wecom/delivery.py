@@ -393,3 +393,20 @@ class Sender:
 def send_once(hook: WeComHook, conn: Any, messages: list[Outgoing], **options: Any) -> Summary:
     """Send each message at most once (by its dedup key and recipient), recording every outcome."""
     return Sender(hook, conn, **options).send(messages)
+
+
+def record_dry_run(conn: Any, messages: list[Outgoing], claimant: Claimant) -> int:
+    """Record what a dry run would send (status skipped, reason 'dry run'); keys carry the run id."""
+    rows = [
+        (f"dry-run:{claimant.run_id}:{m.dedup_key}", m.recipient, m.payload.get("msgtype"), m.body_hash(),
+         m.preview(), claimant.dag_id, claimant.run_id, claimant.task_id)
+        for m in messages
+    ]  # fmt: skip
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO wecom.message_log (dedup_key, recipient, status, reason, msgtype, body_hash, preview,"
+            " dag_id, run_id, task_id) VALUES (%s, %s, 'skipped', 'dry run: rendered, not sent', %s, %s, %s,"
+            " %s, %s, %s) ON CONFLICT (dedup_key, recipient) DO NOTHING",
+            rows,
+        )
+    return len(rows)

@@ -91,3 +91,16 @@ class WeComNotifier(BaseNotifier):
         with warehouse.connect_current(self.warehouse_conn_id) as conn:
             summary = Sender(hook, conn, Claimant.from_context(context), transport=transport).send(messages)
         self.log.info("WeCom alert: %s", "sent" if summary.sent else "already sent for this failure")
+
+
+def alert_callbacks() -> list[WeComNotifier]:
+    """Failure alerts configured by the deployment: ``WECOM_ALERT_USERS`` ("a|b") for app messages
+    and/or ``WECOM_ALERT_WEBHOOK_CONN_ID`` for a group robot. None when neither is set."""
+    import os
+
+    callbacks = []
+    if os.environ.get("WECOM_ALERT_USERS"):
+        callbacks.append(WeComNotifier(users=os.environ["WECOM_ALERT_USERS"]))
+    if os.environ.get("WECOM_ALERT_WEBHOOK_CONN_ID"):
+        callbacks.append(WeComNotifier(webhook_conn_id=os.environ["WECOM_ALERT_WEBHOOK_CONN_ID"]))
+    return callbacks

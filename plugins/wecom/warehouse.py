@@ -8,10 +8,13 @@ WAREHOUSE_CONN_ID = "wecom_warehouse"
 
 
 def connect(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
-    """A new psycopg connection for an Airflow postgres connection id."""
+    """A new psycopg connection for an Airflow postgres connection id, in autocommit mode: the project
+    opens its transactions explicitly (``with conn.transaction():``) where it needs them."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    return PostgresHook(postgres_conn_id=conn_id).get_conn()
+    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+    conn.autocommit = True
+    return conn
 
 
 def connect_current(conn_id: str = WAREHOUSE_CONN_ID) -> Any:

@@ -1,0 +1,84 @@
+"""
+### Interview daily digest
+
+Every morning each interviewer gets one WeCom message: today's interviews in local time (time, duration,
+candidate, position, room link) and the feedback they still owe. People with nothing get nothing. Each
+department leader gets a summary of the day's interviews in their department (`leader_summary`).
+
+- **refresh_user_mapping** links platform users to WeCom userids (`wecom.user_mapping`: manual overrides in
+  `wecom.user_mapping_overrides` win, then a unique email, then a unique mobile; never names). Interviewers
+  without a mapping are listed in the log, the run's result and `wecom.unmapped_interviewers`.
+- **send_digests** (pool `wecom_api`) renders `include/templates/digest.<language>.md.j2` and sends through
+  the delivery ledger: key `digest:<day>:<userid>`, so a scheduled, manual or re-triggered run for the same
+  day never sends anyone the same digest twice.
+
+Params: `day` (YYYY-MM-DD, default the run's day in Asia/Shanghai), `dry_run` (render and record in
+`wecom.message_log` with status skipped, send nothing), `only_users` (userids), `language` (zh or en),
+`leader_summary`.
+
+Schedule: 07:47 Asia/Shanghai (WeCom asks apps to avoid :00 and :30); set `WECOM_DIGEST_CRON` to change it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
+
+from wecom.delivery import Claimant
+from wecom.interviews import tasks
+from wecom.interviews.schedule import run_day
+from wecom.notifications import alert_callbacks
+
+with DAG(
+    dag_id="interview_daily_digest",
+    schedule=CronTriggerTimetable(
+        os.environ.get("WECOM_DIGEST_CRON", "47 7 * * *"), timezone="Asia/Shanghai"
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["wecom", "interviews"],
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": alert_callbacks(),
+    },
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Day to digest (default: the run's day).",
+        ),
+        "dry_run": Param(False, type="boolean", description="Render and record, send nothing."),
+        "only_users": Param(
+            [], type="array", items={"type": "string"}, description="Only these WeCom userids."
+        ),
+        "language": Param("zh", enum=["zh", "en"], description="Template language."),
+        "leader_summary": Param(
+            True, type="boolean", description="Also send each department leader a summary."
+        ),
+    },
+) as dag:
+
+    @task
+    def refresh_user_mapping() -> dict:
+        return tasks.refresh()
+
+    @task(pool="wecom_api")
+    def send_digests(params: dict | None = None) -> dict:
+        context = get_current_context()
+        return tasks.send_digest(
+            run_day(params["day"], context),
+            Claimant.from_context(context),
+            language=params["language"],
+            dry_run=bool(params["dry_run"]),
+            only_users=list(params["only_users"] or []),
+            leader_summary=bool(params["leader_summary"]),
+        )
+
+    refresh_user_mapping() >> send_digests()

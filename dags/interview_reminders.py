@@ -1,0 +1,71 @@
+"""
+### Interview reminders
+
+Every 10 minutes, for the run's data interval `[start, end)`:
+
+- a reminder to each interviewer whose interview starts `lead_minutes` (30) after a moment in the interval,
+  so consecutive runs neither miss nor repeat one. Cancelled interviews get none; a rescheduled one is
+  reminded for its new time (the ledger key includes the scheduled start);
+- a feedback nudge for interviews that ended more than `feedback_after_hours` (2) ago without this
+  interviewer's feedback: at most once a day.
+
+**Backfill after an outage**: `airflow backfill create --dag-id interview_reminders --from-date A --to-date B`.
+Reminders for interviews that have already started are recorded as `expired` (not sent) unless the backfill
+has run conf `{"send_stale": true}`; reminders still ahead are sent; feedback nudges are sent; re-running
+intervals already done sends nothing new (see `wecom.message_log`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
+
+from wecom.delivery import Claimant
+from wecom.interviews import tasks
+from wecom.interviews.schedule import run_window
+from wecom.notifications import alert_callbacks
+
+with DAG(
+    dag_id="interview_reminders",
+    schedule=CronDataIntervalTimetable("*/10 * * * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["wecom", "interviews"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": alert_callbacks(),
+    },
+    params={
+        "lead_minutes": Param(
+            30, type="integer", minimum=1, maximum=1440, description="Remind this long before."
+        ),
+        "send_stale": Param(
+            False, type="boolean", description="Send reminders even for interviews already started."
+        ),
+        "feedback_after_hours": Param(
+            2, type="number", minimum=0, description="Nudge for feedback after this long."
+        ),
+        "language": Param("zh", enum=["zh", "en"], description="Template language."),
+    },
+) as dag:
+
+    @task(pool="wecom_api")
+    def send_due_reminders(params: dict | None = None) -> dict:
+        context = get_current_context()
+        start, end = run_window(context)
+        return tasks.send_reminders(
+            start,
+            end,
+            Claimant.from_context(context),
+            lead_minutes=int(params["lead_minutes"]),
+            send_stale=bool(params["send_stale"]),
+            feedback_after_hours=float(params["feedback_after_hours"]),
+            language=params["language"],
+        )
+
+    send_due_reminders()

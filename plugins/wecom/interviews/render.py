@@ -1,0 +1,76 @@
+"""Message templates (``include/templates``), rendered in Asia/Shanghai time with hostile text escaped."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+LANGUAGES = ("zh", "en")
+# Characters that could start markup in WeCom markdown (or HTML) become harmless full-width look-alikes.
+_MARKUP = str.maketrans({"*": "＊", "_": "＿", "[": "［", "]": "］", "(": "（", ")": "）", "`": "｀", "#": "＃",
+                         "<": "＜", ">": "＞", "~": "～", "|": "｜", "\\": "＼"})  # fmt: skip
+
+
+def md(value: Any) -> str:
+    """Text safe inside markdown: no markup, no line breaks, no control characters."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value or ""))
+    return " ".join(text.split()).translate(_MARKUP)
+
+
+def url(value: Any) -> str:
+    """A link target that cannot break out of ``(...)``; only http(s) links are kept."""
+    text = str(value or "").strip()
+    if not text.lower().startswith(("http://", "https://")):
+        return "#"
+    return quote(text, safe=":/?&=#%+@,;~")
+
+
+def local(value: datetime) -> datetime:
+    return value.astimezone(LOCAL_TZ)
+
+
+def template_dir() -> Path:
+    configured = os.environ.get("WECOM_TEMPLATE_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "include" / "templates"
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir()),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,  # markdown, not HTML: the md filter does the escaping
+    )
+    env.filters.update(md=md, url=url, hm=lambda t: local(t).strftime("%H:%M"),
+                       md_date=lambda t: local(t).strftime("%m-%d"))  # fmt: skip
+    return env
+
+
+def render(name: str, language: str, **values: Any) -> str:
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, not {language!r}")
+    return environment().get_template(f"{name}.{language}.md.j2").render(**values).strip()
+
+
+@dataclass(frozen=True)
+class Interview:
+    interview_id: int
+    position: str
+    candidate_name: str
+    starts_at: datetime
+    ends_at: datetime
+    room_url: str | None
+
+    @property
+    def minutes(self) -> int:
+        return int((self.ends_at - self.starts_at).total_seconds() // 60)

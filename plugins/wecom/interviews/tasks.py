@@ -1,0 +1,98 @@
+"""What the interview DAGs' tasks do; each takes connection ids and plain values."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from wecom import sql, warehouse
+from wecom.delivery import Claimant, MemberLimits, Sender, Summary, record_dry_run
+from wecom.hooks import WeComHook
+from wecom.interviews.mapping import refresh_mapping
+from wecom.interviews.messages import digest_messages, reminder_messages
+
+SOURCE_CONN_ID = "interview_source"
+
+
+def source_conn_id(preferred: str = SOURCE_CONN_ID) -> str:
+    """``interview_source`` when it exists, else the warehouse (the platform's tables live there)."""
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(preferred)
+        return preferred
+    except Exception:  # noqa: BLE001 - not found (the exception type differs by context)
+        return warehouse.WAREHOUSE_CONN_ID
+
+
+def refresh(source_id: str | None = None, warehouse_id: str = warehouse.WAREHOUSE_CONN_ID) -> dict[str, int]:
+    with (
+        warehouse.connect(source_id or source_conn_id()) as source,
+        warehouse.connect_current(warehouse_id) as wh,
+    ):
+        return refresh_mapping(source, wh)
+
+
+def _deliver(
+    messages: list, claimant: Claimant, dry_run: bool, wh: Any, wecom_conn_id: str
+) -> dict[str, Any]:
+    if dry_run:
+        return {"dry_run": True, "rendered": record_dry_run(wh, messages, claimant), "sent": 0}
+    sender = Sender(WeComHook(wecom_conn_id), wh, claimant, limits=MemberLimits())
+    summary = Summary()
+    summary.add(sender.resume_deferred())  # anything an earlier run deferred under the member limits
+    summary.add(sender.send(messages))
+    return {"dry_run": False, **{k: v for k, v in summary.to_dict().items() if k != "msgids"}}
+
+
+def send_digest(
+    day: date,
+    claimant: Claimant,
+    language: str = "zh",
+    dry_run: bool = False,
+    only_users: list[str] | None = None,
+    leader_summary: bool = True,
+    wecom_conn_id: str = WeComHook.default_conn_name,
+    warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
+) -> dict[str, Any]:
+    with warehouse.connect(source_conn_id()) as source, warehouse.connect_current(warehouse_id) as wh:
+        messages, report = digest_messages(
+            source, wh, day, language, set(only_users or []) or None, leader_summary
+        )
+        return {
+            **report,
+            "messages": len(messages),
+            **_deliver(messages, claimant, dry_run, wh, wecom_conn_id),
+        }
+
+
+def send_reminders(
+    window_start: datetime,
+    window_end: datetime,
+    claimant: Claimant,
+    lead_minutes: int = 30,
+    send_stale: bool = False,
+    feedback_after_hours: float = 2.0,
+    language: str = "zh",
+    wecom_conn_id: str = WeComHook.default_conn_name,
+    warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
+) -> dict[str, Any]:
+    with warehouse.connect(source_conn_id()) as source, warehouse.connect_current(warehouse_id) as wh:
+        messages, report = reminder_messages(
+            source,
+            wh,
+            window_start,
+            window_end,
+            lead_minutes,
+            send_stale,
+            feedback_after_hours,
+            language=language,
+        )
+        return {**report, "messages": len(messages), **_deliver(messages, claimant, False, wh, wecom_conn_id)}
+
+
+def create_platform_schema(conn: Any) -> None:
+    """For the demo, tests and benchmarks: the platform's tables and the contract views."""
+    conn.execute(sql.load("interview/platform_schema.sql"))
+    conn.execute(sql.load("interview/contract_views.sql"))
+    conn.commit()

@@ -1,0 +1,283 @@
+"""Digests and reminders end to end: a synced directory, the platform's tables, the simulator, the ledger."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import ROOT, load_dag
+
+from wecom import warehouse
+from wecom.delivery import Claimant, Sender
+from wecom.directory import tasks as directory
+from wecom.hooks import WeComHook
+from wecom.interviews import demo_data
+from wecom.interviews.mapping import refresh_mapping
+from wecom.interviews.messages import digest_messages, reminder_messages
+from wecom.interviews.render import LOCAL_TZ, md
+from wecom.interviews.tasks import create_platform_schema
+from wecom.simulator import generate_org
+
+DAY = date(2026, 12, 1)  # a Tuesday, in the future: nothing expires on the machine's clock
+
+
+def at(day: date, hh: int, mm: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=LOCAL_TZ)
+
+
+@pytest.fixture
+def world(connections, simulator):
+    """The org synced into the warehouse and a hand-made interview platform in the same database."""
+    directory.migrate()
+    directory.apply(directory.fetch()["snapshot_id"])
+    members = sorted(simulator.state.org.users.values(), key=lambda u: u["userid"].lower())
+    a, b, c, d = members[:4]
+    with psycopg.connect(connections["warehouse"], autocommit=True) as conn:
+        create_platform_schema(conn)
+        conn.execute(
+            "INSERT INTO interview.users (id, name, email, mobile) VALUES"
+            " (1, %s, upper(%s), NULL), (2, %s, NULL, %s), (3, '无人认领', 'nobody@elsewhere.example', NULL),"
+            " (4, %s, 'old-address@example.com', NULL)",
+            (a["name"], a["email"], b["name"], f"+86 {b['mobile']}", c["name"]),
+        )
+        conn.execute(
+            "INSERT INTO wecom.user_mapping_overrides (platform_user_id, wecom_userid, note) VALUES (4, %s, 'test')",
+            (c["userid"],),
+        )
+        interviews = [
+            (1, "后端工程师", "午夜 候选人", at(DAY, 0, 15), at(DAY, 1, 0), "scheduled"),
+            (2, "前端工程师", "昨晚", at(DAY - timedelta(days=1), 23, 50), at(DAY, 0, 40), "scheduled"),
+            (3, "数据工程师", "深夜", at(DAY, 23, 30), at(DAY + timedelta(days=1), 0, 30), "scheduled"),
+            (4, "产品经理", "已取消", at(DAY, 10), at(DAY, 11), "cancelled"),
+            (5, "SRE", "**粗体** <b>x</b> [link](http://evil)", at(DAY, 14), at(DAY, 15), "scheduled"),
+            (
+                6,
+                "测试开发",
+                "欠反馈",
+                at(DAY - timedelta(days=3), 10),
+                at(DAY - timedelta(days=3), 11),
+                "finished",
+            ),
+            (7, "算法工程师", "手动映射", at(DAY, 16), at(DAY, 17), "scheduled"),
+        ]
+        for iid, position, candidate, start, end, status in interviews:
+            conn.execute(
+                "INSERT INTO interview.interviews (id, position, candidate_name, start_at, end_at, status, room_url)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (iid, position, candidate, start, end, status, f"https://www.showmebug.com/pads/{iid}"),
+            )
+        panel = [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (5, 2), (5, 3), (6, 1), (6, 2), (7, 4)]
+        for iid, uid in panel:
+            conn.execute(
+                "INSERT INTO interview.interview_interviewers (interview_id, user_id) VALUES (%s, %s)",
+                (iid, uid),
+            )
+        conn.execute("INSERT INTO interview.feedbacks (interview_id, user_id) VALUES (6, 2)")
+    return {
+        "a": a["userid"].lower(),
+        "b": b["userid"].lower(),
+        "c": c["userid"].lower(),
+        "d": d["userid"].lower(),
+    }
+
+
+@pytest.fixture
+def conns(connections):
+    with (
+        psycopg.connect(connections["warehouse"], autocommit=True) as source,
+        warehouse.connect_current() as wh,
+    ):
+        yield source, wh
+
+
+def test_mapping_prefers_overrides_then_email_then_mobile_and_never_names(world, conns):
+    source, wh = conns
+    assert refresh_mapping(source, wh) == {"email": 1, "manual": 1, "mobile": 1, "unmatched": 1}
+    rows = dict(wh.execute("SELECT platform_user_id, lower(wecom_userid) FROM wecom.user_mapping").fetchall())
+    assert rows == {1: world["a"], 2: world["b"], 3: None, 4: world["c"]}
+    assert wh.execute("SELECT platform_name FROM wecom.unmapped_interviewers").fetchall() == [("无人认领",)]
+
+
+def test_digest_day_has_exact_recipients_and_local_times(world, conns, sim_admin):
+    source, wh = conns
+    refresh_mapping(source, wh)
+    messages, report = digest_messages(source, wh, DAY, leader_summary=False)
+    by_user = {m.recipient: m.payload["markdown"]["content"] for m in messages}
+    assert set(by_user) == {world["a"], world["b"], world["c"]}
+    a = by_user[world["a"]]
+    assert "**00:15–01:00**（45 分钟）" in a and "**23:30–00:30**（60 分钟）" in a  # midnight, across days
+    assert "昨晚" not in a and "已取消" not in a  # yesterday's and cancelled interviews are not today's
+    assert "待提交的面试反馈（1）" in a and "欠反馈" in a
+    assert "欠反馈" not in by_user[world["b"]]  # b submitted feedback for interview 6
+    assert "＊＊粗体＊＊ ＜b＞x＜/b＞ ［link］（http://evil）" in by_user[world["b"]]  # hostile name escaped
+    assert report["unmapped"] == ["无人认领 (platform user 3)"]
+    summary = Sender(WeComHook(), wh).send(messages)
+    assert summary.sent == 3
+    again = Sender(WeComHook(), wh, Claimant("d", "another-run", "t")).send(
+        digest_messages(source, wh, DAY, leader_summary=False)[0]
+    )
+    assert again.sent == 0 and again.already_done == 3
+    assert sorted(m["userid"] for m in sim_admin.messages()) == sorted([world["a"], world["b"], world["c"]])
+
+
+def test_english_digest_and_only_users(world, conns):
+    source, wh = conns
+    refresh_mapping(source, wh)
+    messages, _ = digest_messages(
+        source, wh, DAY, language="en", only_users={world["b"].upper()}, leader_summary=False
+    )
+    assert [m.recipient for m in messages] == [world["b"]]
+    assert messages[0].payload["markdown"]["content"].startswith(f"## Your interviews on {DAY.isoformat()}")
+
+
+def test_leader_summary_goes_to_each_interviewers_main_department_leaders(world, conns, simulator):
+    source, wh = conns
+    refresh_mapping(source, wh)
+    messages, report = digest_messages(source, wh, DAY)
+    org = simulator.state.org
+    expected = set()
+    for key in ("a", "b", "c"):
+        dept = org.users[world[key]]["main_department"]
+        expected |= {(dept, leader.lower()) for leader in org.departments[dept]["department_leader"]}
+    leader_keys = {
+        (int(m.dedup_key.split(":")[2]), m.recipient) for m in messages if m.dedup_key.startswith("leader")
+    }
+    assert leader_keys == expected and report["leader_summaries"] == len(expected)
+
+
+def test_digest_dag_dry_run_records_and_sends_nothing_then_real_runs_send_once(
+    airflow_db, world, connections, sim_admin
+):
+    dag = load_dag(ROOT / "dags", "interview_daily_digest")
+    # Full conf every time: dag.test() keeps the previous run's conf in the DAG's params.
+    conf = {"day": DAY.isoformat(), "leader_summary": False, "dry_run": False}
+    dry = dag.test(run_conf={**conf, "dry_run": True})
+    assert dry.get_state() == "success"
+    assert sim_admin.messages() == []
+    with psycopg.connect(connections["warehouse"]) as conn:
+        rows = conn.execute("SELECT status, reason FROM wecom.message_log").fetchall()
+    assert len(rows) == 3 and all(r == ("skipped", "dry run: rendered, not sent") for r in rows)
+    first = dag.test(run_conf=conf)
+    second = dag.test(run_conf=conf)  # re-triggered for the same day
+    assert first.get_state() == second.get_state() == "success"
+    result = second.get_task_instance("send_digests").xcom_pull(task_ids="send_digests")
+    assert (
+        result["sent"] == 0
+        and result["already_done"] == 3
+        and result["unmapped"] == ["无人认领 (platform user 3)"]
+    )
+    assert len(sim_admin.messages()) == 3
+
+
+def _run_windows(source, wh, start, count, **options):
+    sender = Sender(WeComHook(), wh)
+    totals = {"sent": 0, "already_done": 0, "expired": 0}
+    for n in range(count):
+        window = (start + timedelta(minutes=10 * n), start + timedelta(minutes=10 * (n + 1)))
+        messages, _ = reminder_messages(source, wh, *window, **options)
+        summary = sender.send(messages)
+        for key in totals:
+            totals[key] += getattr(summary, key)
+    return totals
+
+
+def test_a_whole_day_of_reminder_intervals_sends_each_due_reminder_once(world, conns, sim_admin):
+    source, wh = conns
+    refresh_mapping(source, wh)
+    start = at(DAY - timedelta(days=1), 0, 0)
+    # The day before (it holds the reminder for 00:15, due 23:45) and the day itself up to 13:40.
+    _run_windows(source, wh, start, 144 + 82, feedback_after_hours=10_000)
+    source.execute(
+        "UPDATE interview.interviews SET start_at = %s, end_at = %s, updated_at = now() WHERE id = 5",
+        (at(DAY, 16, 30), at(DAY, 17, 30)),
+    )  # rescheduled after its first reminder went out
+    _run_windows(source, wh, at(DAY, 13, 40), 144 - 82, feedback_after_hours=10_000)  # the rest of the day
+    delivered = sim_admin.messages()
+    reminders = [m for m in delivered if "面试提醒" in m["content"]]
+    got = sorted((m["userid"], m["content"].split("开始")[0].split()[-1]) for m in reminders)
+    a, b, c = world["a"], world["b"], world["c"]
+    expected = sorted([
+        (a, "23:50"), (a, "00:15"), (a, "23:30"), (a, "14:00"), (a, "16:30"),  # a: i2, i1, i3, i5 and i5 moved
+        (b, "14:00"), (b, "16:30"),  # b: i5 then its new time
+        (c, "16:00"),  # c (manual mapping): i7; nobody is reminded of the cancelled i4
+    ])  # fmt: skip
+    assert got == expected
+    assert len(reminders) == len({(m["userid"], m["content"]) for m in reminders})  # none twice
+
+
+def test_backfill_over_a_past_window_expires_started_ones_and_sends_the_rest_once(world, conns, sim_admin):
+    source, wh = conns
+    now = datetime.now(LOCAL_TZ).replace(second=0, microsecond=0)
+    source.execute(
+        "UPDATE interview.interviews SET start_at = %s, end_at = %s WHERE id = 1",
+        (now - timedelta(minutes=15), now + timedelta(minutes=30)),
+    )  # started during the outage
+    source.execute(
+        "UPDATE interview.interviews SET start_at = %s, end_at = %s WHERE id = 7",
+        (now + timedelta(minutes=20), now + timedelta(minutes=80)),
+    )  # still ahead
+    refresh_mapping(source, wh)
+    outage_start = now - timedelta(minutes=60)
+    first = _run_windows(source, wh, outage_start, 6, feedback_after_hours=10_000)
+    assert (first["sent"], first["expired"]) == (1, 1)
+    assert [m["userid"] for m in sim_admin.messages()] == [world["c"]]
+    expired = wh.execute(
+        "SELECT recipient, reason FROM wecom.message_log WHERE status = 'expired'"
+    ).fetchall()
+    assert expired == [(world["a"], "too late: its moment has passed")]
+    second = _run_windows(source, wh, outage_start, 6, feedback_after_hours=10_000)
+    assert second == {"sent": 0, "already_done": 2, "expired": 0}
+    stale = _run_windows(source, wh, outage_start, 6, feedback_after_hours=10_000, send_stale=True)
+    assert stale["sent"] == 0  # the expired reminder stays expired: it was decided, not forgotten
+
+
+def test_feedback_nudges_at_most_once_a_day(world, conns, sim_admin):
+    source, wh = conns
+    refresh_mapping(source, wh)
+    morning = at(DAY - timedelta(days=2), 9)  # interview 6 ended a day earlier at 11:00, a has no feedback
+    _run_windows(source, wh, morning, 6)
+    nudges = [m for m in sim_admin.messages() if "请提交面试反馈" in m["content"]]
+    assert [m["userid"] for m in nudges] == [world["a"]]
+    _run_windows(source, wh, morning + timedelta(days=1), 3)
+    nudges = [m for m in sim_admin.messages() if "请提交面试反馈" in m["content"]]
+    assert [m["userid"] for m in nudges] == [world["a"], world["a"]]
+
+
+def test_reminders_dag_runs_for_its_data_interval(airflow_db, world, connections, sim_admin):
+    dag = load_dag(ROOT / "dags", "interview_reminders")
+    with psycopg.connect(connections["warehouse"]) as conn:
+        refresh_mapping(conn, conn)
+        conn.commit()
+    # The run whose interval ends at 13:40 holds the reminder for 14:00 (due 13:30) for a and b.
+    run = dag.test(logical_date=at(DAY, 13, 40), run_conf={"feedback_after_hours": 10_000})
+    assert run.get_state() == "success"
+    result = run.get_task_instance("send_due_reminders").xcom_pull(task_ids="send_due_reminders")
+    assert result["reminders_due"] == 3 and result["sent"] == 2 and result["unmapped"]
+    assert sorted(m["userid"] for m in sim_admin.messages()) == sorted([world["a"], world["b"]])
+
+
+def test_markdown_escaping_neutralises_markup():
+    assert md("**x** <script>[a](b)\n#h") == "＊＊x＊＊ ＜script＞［a］（b） ＃h"
+
+
+def test_demo_data_is_deterministic_and_consistent_with_the_org():
+    org = generate_org(users=400, departments=30, seed=5)
+    first = demo_data.generate(org, first_day=date(2026, 11, 2), days=14, interviewers=100, per_day=40, seed=5,
+                               now=at(date(2026, 11, 9), 12))  # fmt: skip
+    again = demo_data.generate(org, first_day=date(2026, 11, 2), days=14, interviewers=100, per_day=40, seed=5,
+                               now=at(date(2026, 11, 9), 12))  # fmt: skip
+    assert first == again
+    emails = {u["email"] for u in org.users.values()}
+    matched = [u for u in first.users if u[2] in emails]
+    assert 0.8 * len(first.users) < len(matched) < len(first.users)  # most match; some don't
+    statuses = {i[5] for i in first.interviews}
+    assert statuses == {"scheduled", "cancelled", "finished"}
+    assert all(9 <= i[3].astimezone(LOCAL_TZ).hour < 20 for i in first.interviews)
+    assert all(i[3].astimezone(LOCAL_TZ).weekday() < 5 for i in first.interviews if i[8] == i[7])
+    panels = {}
+    for iid, _ in first.interviewers:
+        panels[iid] = panels.get(iid, 0) + 1
+    assert max(panels.values()) == 3 and len(first.feedback) < sum(
+        panels[i[0]] for i in first.interviews if i[5] == "finished"
+    )
