@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test demo bench clean
+.PHONY: install lint format test demo airflow bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,16 @@ test: lint
 	$(BIN)/pytest
 
 demo: install
-	$(BIN)/python -m wecom.demo
+	$(BIN)/python -m wecom.demo run
+
+airflow: install
+	$(BIN)/python -m wecom.demo airflow
 
 bench: install
 	$(BIN)/python bench/token_cache.py
+	$(BIN)/python bench/send.py
+	$(BIN)/python bench/directory_sync.py
+	$(BIN)/python bench/reminder_scan.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*.egg-info .demo test-artifacts

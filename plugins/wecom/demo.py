@@ -1,32 +1,177 @@
-"""``make demo``: the pipeline end to end on an embedded default (simulator + local PostgreSQL)."""
+"""``make demo`` and ``make airflow``: the whole pipeline on an embedded default.
+
+PostgreSQL (the one given in WECOM_TEST_DATABASE_URL, else 127.0.0.1:5432, else a private cluster kept
+in ``.demo/pg``), the WeCom simulator with a demo org, demo interviews, and an AIRFLOW_HOME in
+``.demo/airflow`` with the connections and the ``wecom_api`` pool. ``run`` syncs the directory, sends
+today's digest and a window of reminders with ``airflow dags test`` and prints a summary; ``airflow``
+starts ``airflow standalone`` on the same setup. Both can be run again.
+"""
 
 from __future__ import annotations
 
-from wecom.hooks import WeComHook
-from wecom.simulator import SimulatorAdmin
-from wecom.testing.environment import (
-    airflow_connections,
-    postgres_conn_json,
-    scratch_database,
-    simulator_process,
-    wecom_conn_json,
-)
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+import psycopg
+
+from wecom.interviews import demo_data
+from wecom.interviews.render import LOCAL_TZ
+from wecom.interviews.tasks import create_platform_schema
+from wecom.simulator.org import generate_org
+from wecom.testing.environment import postgres_conn_json, simulator_process, wecom_conn_json
+from wecom.testing.postgres import Server, find_server
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / ".demo"
+ORG = {"users": 300, "departments": 30, "seed": 1}
+DATABASE = "wecom_demo"
 
 
-def main() -> None:
-    with (
-        scratch_database("wecom_demo") as db_url,
-        simulator_process("--users", "300", "--departments", "30") as sim_url,
-        airflow_connections(
-            wecom_default=wecom_conn_json(sim_url), wecom_warehouse=postgres_conn_json(db_url)
-        ),
+def database(server: Server) -> str:
+    """The demo database, created on first use and kept (so a second run and the UI see the same data)."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    return server.database_url(DATABASE)
+
+
+def airflow_env(db_url: str, sim_url: str) -> dict[str, str]:
+    home = DEMO / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url),
+        "AIRFLOW_CONN_WECOM_WAREHOUSE": postgres_conn_json(db_url),
+        "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(db_url),
+    }  # fmt: skip
+
+
+def airflow(env: dict[str, str], *args: str, quiet: bool = True) -> None:
+    command = [str(Path(sys.executable).parent / "airflow"), *args]
+    result = subprocess.run(command, env=env, capture_output=quiet, text=True)
+    if result.returncode != 0:
+        tail = (result.stdout or "")[-3000:] + (result.stderr or "")[-3000:] if quiet else ""
+        raise SystemExit(f"`airflow {' '.join(args)}` failed:\n{tail}")
+
+
+@contextmanager
+def setup() -> Iterator[tuple[str, str, dict[str, str]]]:
+    server = find_server(data_dir=DEMO / "pg")
+    db_url = database(server)
+    args = [
+        "--users",
+        str(ORG["users"]),
+        "--departments",
+        str(ORG["departments"]),
+        "--seed",
+        str(ORG["seed"]),
+    ]
+    with simulator_process(*args, "--port", os.environ.get("WECOM_SIMULATOR_PORT", "0")) as sim_url:
+        seed_interviews(db_url)
+        env = airflow_env(db_url, sim_url)
+        print(f"PostgreSQL: {server.database_url(DATABASE)}\nWeCom simulator: {sim_url}")
+        print("Preparing Airflow (metadata DB, pool wecom_api)...", flush=True)
+        airflow(env, "db", "migrate")
+        airflow(env, "pools", "set", "wecom_api", "4", "WeCom API calls")
+        try:
+            yield db_url, sim_url, env
+        finally:
+            if server.data_dir is not None:
+                server.stop()
+
+
+def seed_interviews(db_url: str) -> None:
+    today = datetime.now(LOCAL_TZ).date()
+    org = generate_org(users=ORG["users"], departments=ORG["departments"], seed=ORG["seed"])
+    data = demo_data.generate(org, first_day=today - timedelta(days=14), days=28, interviewers=120, per_day=40,
+                              seed=ORG["seed"])  # fmt: skip
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        create_platform_schema(conn)
+        demo_data.load(conn, data)
+
+
+def run() -> None:
+    with setup() as (db_url, sim_url, env):
+        tomorrow = datetime.now(LOCAL_TZ).date() + timedelta(days=1)
+        window = datetime.combine(tomorrow, time(8, 30), tzinfo=LOCAL_TZ)  # reminds of 09:00-09:10 interviews
+        steps = [
+            ("directory sync", ["dags", "test", "wecom_directory_sync"]),
+            ("today's digest", ["dags", "test", "interview_daily_digest"]),
+            (f"reminders for {window:%Y-%m-%d %H:%M}-{window + timedelta(minutes=10):%H:%M}",
+             # a manual run's data interval is the one that ends at the date given
+             ["dags", "test", "interview_reminders", (window + timedelta(minutes=10)).isoformat()]),
+        ]  # fmt: skip
+        for label, args in steps:
+            print(f"Running {label} (airflow {' '.join(args)})...", flush=True)
+            airflow(env, *args)
+        summary(db_url, sim_url)
+
+
+def summary(db_url: str, sim_url: str) -> None:
+    from wecom.simulator import SimulatorAdmin
+
+    with psycopg.connect(db_url) as conn:
+        one = lambda q: conn.execute(q).fetchone()[0]  # noqa: E731
+        members = one("SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL")
+        departments = one("SELECT count(*) FROM wecom.departments WHERE deleted_at IS NULL")
+        ledger = dict(conn.execute("SELECT split_part(dedup_key, ':', 1) || '/' || status, count(*)"
+                                   " FROM wecom.message_log GROUP BY 1").fetchall())  # fmt: skip
+        unmapped = one("SELECT count(*) FROM wecom.unmapped_interviewers")
+    stats = SimulatorAdmin(sim_url).stats()
+    print("\n=== WeCom demo: done ===")
+    print(f"Directory synced: {members} members, {departments} departments")
+    print(
+        f"Digests sent: {ledger.get('digest/sent', 0)}; leader summaries: {ledger.get('leader-digest/sent', 0)}"
+    )
+    print(f"Reminders sent: {ledger.get('reminder/sent', 0)}; feedback nudges: {ledger.get('feedback/sent', 0)}; "
+          f"expired: {sum(v for k, v in ledger.items() if k.endswith('/expired'))}")  # fmt: skip
+    print(f"Interviewers without a WeCom mapping: {unmapped}")
+    print(f"The simulator delivered {stats['delivered']} messages, silently dropped {stats['silent_drops']}, "
+          f"and was asked for {stats['calls'].get('gettoken', 0)} token(s)")  # fmt: skip
+    print(f"\nLook in SQL (psql {db_url}):")
+    for query in (
+        "SELECT * FROM wecom.department_headcount ORDER BY total_headcount DESC LIMIT 10;",
+        "SELECT * FROM wecom.members LIMIT 10;",
+        "SELECT * FROM wecom.sync_runs;",
+        "SELECT * FROM wecom.message_deliveries;",
+        "SELECT * FROM wecom.unmapped_interviewers;",
     ):
-        hook = WeComHook()
-        departments = hook.list_departments()
-        members = {m["userid"].lower() for d in departments for m in hook.list_department_members(d["id"])}
-        calls = SimulatorAdmin(sim_url).stats()["calls"]
-        print(f"WeCom simulator at {sim_url}: {len(departments)} departments, {len(members)} members read")
-        print(f"API calls: {calls} (one gettoken, cached in the warehouse's wecom_private schema)")
+        print(f"  {query}")  # fmt: skip
+    print("Then `make airflow` to see the DAGs in the Airflow UI.")
+
+
+def standalone() -> None:
+    with setup() as (_, _, env):
+        passwords = DEMO / "airflow" / "simple_auth_manager_passwords.json.generated"
+        print(f"Starting airflow standalone on http://localhost:8080 (user admin, password in {passwords})")
+        try:
+            subprocess.run([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env)
+        except KeyboardInterrupt:
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m wecom.demo", description=__doc__)
+    parser.add_argument("command", choices=["run", "airflow", "clean"], nargs="?", default="run")
+    command = parser.parse_args(argv).command
+    if command == "clean":
+        shutil.rmtree(DEMO, ignore_errors=True)
+    elif command == "airflow":
+        standalone()
+    else:
+        run()
 
 
 if __name__ == "__main__":

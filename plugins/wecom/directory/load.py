@@ -27,11 +27,20 @@ APPLY_ORDER = (
     ("close_memberships_history", None), ("open_memberships_history", None),
 )  # fmt: skip
 # Tables whose statistics matter to the next statement's plan after a large write.
+# Only the join and filter columns: sampling the wide ones (jsonb, arrays) costs seconds at 100k members.
 ANALYZE_AFTER = {
-    "insert_departments": "wecom.departments", "insert_users": "wecom.users",
-    "insert_memberships": "wecom.user_departments", "remove_memberships": "wecom.user_departments",
-    "open_users_history": "wecom.users_history", "open_memberships_history": "wecom.user_departments_history",
-}  # fmt: skip
+    "insert_departments": "wecom.departments (department_id, deleted_at)",
+    "insert_users": "wecom.users (userid, deleted_at)",
+    "insert_memberships": "wecom.user_departments (userid, department_id)",
+    "remove_memberships": "wecom.user_departments (userid, department_id)",
+    "open_users_history": "wecom.users_history (userid, valid_to)",
+    "open_memberships_history": "wecom.user_departments_history (userid, department_id, valid_to)",
+}
+STAGING_KEYS = {
+    "departments": "(snapshot_id, department_id)",
+    "users": "(snapshot_id, userid)",
+    "user_departments": "(snapshot_id, userid, department_id)",
+}
 LARGE_WRITE = 5000
 DROP_SNAPSHOT = (
     "drop_snapshot",
@@ -169,8 +178,8 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
                 f"staged snapshot {snapshot_id} does not exist (already applied or cleaned up): "
                 "clear the fetch task too, so it stages a new one"
             )
-        for table in ("departments", "users", "user_departments"):  # fresh statistics for fresh staging
-            conn.execute(f"ANALYZE wecom_staging.{table}")
+        for table, columns in STAGING_KEYS.items():  # fresh statistics for fresh staging
+            conn.execute(f"ANALYZE wecom_staging.{table} {columns}")
         with conn.cursor() as cur:
             cur.execute(statements["fetched"], params)
             result = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
