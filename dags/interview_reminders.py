@@ -1,7 +1,8 @@
 """
 ### Interview reminders
 
-Every 10 minutes, for the run's data interval `[start, end)`:
+Every 10 minutes (at :03, :13, ... Asia/Shanghai, off the :00/:30 rush), for the run's data interval
+`[start, end)`:
 
 - a reminder to each interviewer whose interview starts `lead_minutes` (30) after a moment in the interval,
   so consecutive runs neither miss nor repeat one. Cancelled interviews get none; a rescheduled one is
@@ -29,7 +30,8 @@ from wecom.notifications import alert_callbacks
 
 with DAG(
     dag_id="interview_reminders",
-    schedule=CronDataIntervalTimetable("*/10 * * * *", timezone="Asia/Shanghai"),
+    # Every 10 minutes at :03, :13, ...: contiguous intervals, clear of the :00/:30 rush WeCom warns about.
+    schedule=CronDataIntervalTimetable("3-59/10 * * * *", timezone="Asia/Shanghai"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=4,

@@ -249,8 +249,8 @@ def test_reminders_dag_runs_for_its_data_interval(airflow_db, world, connections
     with psycopg.connect(connections["warehouse"]) as conn:
         refresh_mapping(conn, conn)
         conn.commit()
-    # The run whose interval ends at 13:40 holds the reminder for 14:00 (due 13:30) for a and b.
-    run = dag.test(logical_date=at(DAY, 13, 40), run_conf={"feedback_after_hours": 10_000})
+    # The interval [13:23, 13:33) holds the reminder for 14:00 (due 13:30) for a and b.
+    run = dag.test(logical_date=at(DAY, 13, 33), run_conf={"feedback_after_hours": 10_000})
     assert run.get_state() == "success"
     result = run.get_task_instance("send_due_reminders").xcom_pull(task_ids="send_due_reminders")
     assert result["reminders_due"] == 3 and result["sent"] == 2 and result["unmapped"]

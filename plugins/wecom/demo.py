@@ -105,7 +105,7 @@ def seed_interviews(db_url: str) -> None:
 def run() -> None:
     with setup() as (db_url, sim_url, env):
         tomorrow = datetime.now(LOCAL_TZ).date() + timedelta(days=1)
-        window = datetime.combine(tomorrow, time(8, 30), tzinfo=LOCAL_TZ)  # reminds of 09:00-09:10 interviews
+        window = datetime.combine(tomorrow, time(8, 23), tzinfo=LOCAL_TZ)  # reminds of 08:53-09:03 interviews
         steps = [
             ("directory sync", ["dags", "test", "wecom_directory_sync"]),
             ("today's digest", ["dags", "test", "interview_daily_digest"]),

@@ -57,7 +57,12 @@ class WeComSettings:
 
     @classmethod
     def from_connection(cls, conn: Any) -> WeComSettings:
-        extra = conn.extra_dejson or {}
+        # Form fields may arrive prefixed (extra__wecom__agent_id) from older UIs: accept both spellings.
+        extra = {
+            k.removeprefix("extra__wecom__"): v
+            for k, v in (conn.extra_dejson or {}).items()
+            if v not in (None, "")
+        }
         conn_id = conn.conn_id
         if not conn.login:
             raise WeComConfigError(0, "", "connection", f"connection {conn_id!r} has no corp id in login")
@@ -155,19 +160,6 @@ class WeComHook(BaseHook):
         self.wecom_conn_id = wecom_conn_id
         self._explicit_store = token_store
         self._token: CachedToken | None = None
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "API base URL", "login": "Corp ID", "password": "App secret"},
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "login": "ww0123456789abcdef",
-                "password": "the app's Secret from the WeCom admin console",
-                "extra": '{"agent_id": 1000002, "connect_timeout": 5, "read_timeout": 30}',
-            },
-        }
 
     @cached_property
     def settings(self) -> WeComSettings:

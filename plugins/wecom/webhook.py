@@ -36,17 +36,6 @@ class WeComWebhookHook(BaseHook):
         self.per_minute = per_minute
         self.window_seconds = window_seconds
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login", "extra"],
-            "relabeling": {"host": "API base URL", "password": "Robot key"},
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "password": "the key=... part of the robot's webhook URL",
-            },
-        }
-
     @cached_property
     def _target(self) -> tuple[str, str]:
         conn = self.get_connection(self.wecom_webhook_conn_id)
