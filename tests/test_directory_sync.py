@@ -102,13 +102,18 @@ def test_every_table_view_and_column_is_documented(sync, db):
     assert undocumented == []
 
 
-def test_unchanged_resync_writes_nothing(sync, db):
+def test_unchanged_resync_writes_nothing(sync, db, simulator):
     assert sync() == "success"
     before = row_versions(db)
-    assert sync() == "success"
+    assert sync() == "success"  # identical snapshot: recognised by its digest, nothing staged
     assert row_versions(db) == before
     run = last_run(db)
     assert run["rows_written"] == 0 and run["users_changed"] == 0 and run["status"] == "succeeded"
+    assert run["users_fetched"] == len(simulator.state.org.users) and run["snapshot_digest"]
+    db.execute("UPDATE wecom.sync_runs SET snapshot_digest = NULL")  # forget it: the full merge runs
+    assert sync() == "success"
+    assert row_versions(db) == before  # and it too writes no directory or history row
+    assert last_run(db)["rows_written"] == 0
     assert one(db, "SELECT count(*) FROM wecom_staging.users") == 0  # staging cleaned up
 
 

@@ -75,13 +75,30 @@ class RemovalGuard:
         )
 
 
+def last_applied_digest(conn: Any) -> str | None:
+    row = conn.execute(
+        "SELECT snapshot_digest FROM wecom.sync_runs WHERE status = 'succeeded' ORDER BY sync_run_id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
 def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None) -> int:
-    """COPY a complete snapshot into staging in one transaction; returns its id."""
+    """COPY a complete snapshot into staging in one transaction; returns its id.
+
+    A snapshot identical to the last applied one (same digest) is recorded as ``unchanged`` and its rows
+    are not copied: applying it would write nothing.
+    """
+    digest, counts = snapshot.digest(), snapshot.counts()
+    unchanged = digest == last_applied_digest(conn)
     with conn.transaction():
         snapshot_id = conn.execute(
-            "INSERT INTO wecom_staging.snapshots (dag_run_id) VALUES (%s) RETURNING snapshot_id",
-            (dag_run_id,),
+            "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
+            (dag_run_id, digest, unchanged, counts["departments"], counts["users"], counts["memberships"]),
         ).fetchone()[0]
+        if unchanged:
+            log.info("Snapshot %s is identical to the last applied one: nothing to stage", snapshot_id)
+            return snapshot_id
         with conn.cursor() as cur:
             _copy(
                 cur,
@@ -154,7 +171,7 @@ def apply_snapshot(
         except Exception:  # noqa: BLE001 - the connection itself may be what failed; keep the real error
             log.exception("Could not record sync run %s as %s", sync_run_id, status)
         raise
-    assignments = ", ".join(f"{name} = %({name})s" for name in (*COUNTED, "rows_written"))
+    assignments = ", ".join(f"{name} = %({name})s" for name in (*COUNTED, "rows_written", "snapshot_digest"))
     conn.execute(
         f"UPDATE wecom.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), {assignments}"  # noqa: S608
         " WHERE sync_run_id = %(sync_run_id)s",
@@ -170,14 +187,29 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
         conn.execute("SET LOCAL lock_timeout = '15min'")
         # Two applies never interleave, whatever started them (scheduler, a manual `dags test`...).
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('wecom.directory_apply', 0))")
-        exists = conn.execute(
-            "SELECT 1 FROM wecom_staging.snapshots WHERE snapshot_id = %s", (snapshot_id,)
+        staged = conn.execute(
+            "SELECT digest, unchanged, departments, users, memberships FROM wecom_staging.snapshots"
+            " WHERE snapshot_id = %s",
+            (snapshot_id,),
         ).fetchone()
-        if not exists:
+        if not staged:
             raise AirflowFailException(
                 f"staged snapshot {snapshot_id} does not exist (already applied or cleaned up): "
                 "clear the fetch task too, so it stages a new one"
             )
+        digest, unchanged, departments, users, memberships = staged
+        if unchanged:
+            if digest != last_applied_digest(conn):
+                raise AirflowFailException(
+                    f"snapshot {snapshot_id} was identical to a sync that is no longer the latest: "
+                    "clear the fetch task too, so it stages a complete snapshot"
+                )
+            _drop_snapshot(conn, snapshot_id)
+            result = dict.fromkeys(COUNTED, 0)
+            result.update(departments_fetched=departments, users_fetched=users, memberships_fetched=memberships,
+                          rows_written=0, snapshot_digest=digest)  # fmt: skip
+            log.info("Snapshot %s is unchanged since the last sync: nothing to apply", snapshot_id)
+            return result
         for table, columns in STAGING_KEYS.items():  # fresh statistics for fresh staging
             conn.execute(f"ANALYZE wecom_staging.{table} {columns}")
         with conn.cursor() as cur:
@@ -196,5 +228,6 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
                 conn.execute(f"ANALYZE {ANALYZE_AFTER[name]}")
         _drop_snapshot(conn, snapshot_id)
     result["rows_written"] = written
+    result["snapshot_digest"] = digest
     log.info("Applied snapshot %s: %s", snapshot_id, result)
     return result
