@@ -248,7 +248,7 @@ class Sender:
                 FROM unnest(%(k)s::text[], %(r)s::text[], %(t)s::text[], %(h)s::text[], %(p)s::text[],
                             %(e)s::timestamptz[]) AS v(k, r, t, h, p, e)
                 ON CONFLICT (dedup_key, recipient) DO UPDATE
-                SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,
+                SET status = 'pending', claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,
                     attempts = l.attempts + 1, run_id = excluded.run_id, task_id = excluded.task_id,
                     body_hash = excluded.body_hash, preview = excluded.preview, updated_at = clock_timestamp()
                 WHERE l.status IN ('pending', 'deferred')
