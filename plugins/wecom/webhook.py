@@ -17,7 +17,7 @@ from wecom.redact import install_log_redaction, register_secret
 
 ROBOT_PER_MINUTE = 20
 
-_windows: dict[str, deque[float]] = {}
+_windows: dict[str, deque[list[float]]] = {}
 _windows_lock = threading.Lock()
 
 
@@ -53,30 +53,37 @@ class WeComWebhookHook(BaseHook):
         session.trust_env = False
         return session
 
-    def _wait_for_slot(self, key: str) -> None:
-        """Respect 20 messages a minute per robot (within this process; 45009 covers the rest)."""
+    def _reserve_slot(self, key: str) -> list[float]:
+        """Respect 20 messages a minute per robot (within this process; 45009 covers the rest).
+
+        Returns the slot's entry; the caller sets it to the completion time, which is never earlier than
+        WeCom's own count of the message.
+        """
         while True:
             with _windows_lock:
                 window = _windows.setdefault(key, deque())
                 now = time.monotonic()
-                while window and window[0] <= now - self.window_seconds:
+                while window and window[0][0] <= now - self.window_seconds:
                     window.popleft()
                 if len(window) < self.per_minute:
-                    window.append(now)
-                    return
-                wait = window[0] + self.window_seconds - now
+                    entry = [now]
+                    window.append(entry)
+                    return entry
+                wait = window[0][0] + self.window_seconds - now
             time.sleep(max(wait, 0.01))
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one robot message; raises on any non-zero errcode (93000/93004 fail at once)."""
         base_url, key = self._target
-        self._wait_for_slot(key)
+        slot = self._reserve_slot(key)
         try:
             response = self.session.post(
                 f"{base_url}/cgi-bin/webhook/send", params={"key": key}, json=payload, timeout=(5, 15)
             )
         except requests.RequestException as exc:
             raise WeComTransientError(-1, f"network error ({type(exc).__name__})", "webhook/send") from None
+        finally:
+            slot[0] = time.monotonic()
         if response.status_code != 200:
             raise WeComTransientError(-1, f"HTTP {response.status_code}", "webhook/send")
         try:
