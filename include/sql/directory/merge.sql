@@ -15,21 +15,20 @@ SELECT (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_acti
            AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
                            WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid))) AS users_removed;
 
--- name: restore_departments
-UPDATE wecom.departments d
-SET name = s.name, name_en = s.name_en, parent_id = s.parent_id, sort_order = s.sort_order,
-    leaders = s.leaders, updated_at = now(), deleted_at = NULL
-FROM wecom_staging.departments s
-WHERE s.snapshot_id = %(snapshot_id)s AND d.department_id = s.department_id AND d.deleted_at IS NOT NULL;
-
 -- name: update_departments
+-- Changed and returning departments; RETURNING says which of the two each row was.
 UPDATE wecom.departments d
 SET name = s.name, name_en = s.name_en, parent_id = s.parent_id, sort_order = s.sort_order,
     leaders = s.leaders, updated_at = now(), deleted_at = NULL
-FROM wecom_staging.departments s
-WHERE s.snapshot_id = %(snapshot_id)s AND d.department_id = s.department_id AND d.deleted_at IS NULL
-  AND (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
-      IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders);
+FROM (SELECT s.*, t.deleted_at IS NOT NULL AS restoring
+      FROM wecom_staging.departments s
+      JOIN wecom.departments t ON t.department_id = s.department_id
+      WHERE s.snapshot_id = %(snapshot_id)s
+        AND (t.deleted_at IS NOT NULL
+             OR (t.name, t.name_en, t.parent_id, t.sort_order, t.leaders)
+                IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders))) s
+WHERE d.department_id = s.department_id
+RETURNING s.restoring;
 
 -- name: insert_departments
 INSERT INTO wecom.departments (department_id, name, name_en, parent_id, sort_order, leaders, first_seen_at, updated_at)
@@ -45,34 +44,28 @@ WHERE d.deleted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id);
 
--- name: restore_users
-UPDATE wecom.users u
-SET userid = s.userid, name = s.name, english_name = s.english_name, alias = s.alias, position = s.position,
-    status = s.status, main_department = s.main_department, direct_leader = s.direct_leader,
-    telephone = s.telephone, extattr = s.extattr, mobile = s.mobile, gender = s.gender, email = s.email,
-    biz_mail = s.biz_mail, avatar = s.avatar, thumb_avatar = s.thumb_avatar, qr_code = s.qr_code,
-    address = s.address, extra = s.extra, updated_at = now(), deleted_at = NULL
-FROM wecom_staging.users s
-WHERE s.snapshot_id = %(snapshot_id)s AND lower(u.userid) = lower(s.userid)
-  AND u.deleted_at IS NOT NULL;
-
 -- name: update_users
+-- Changed and returning members (matched case-insensitively); RETURNING says which each row was.
 UPDATE wecom.users u
 SET userid = s.userid, name = s.name, english_name = s.english_name, alias = s.alias, position = s.position,
     status = s.status, main_department = s.main_department, direct_leader = s.direct_leader,
     telephone = s.telephone, extattr = s.extattr, mobile = s.mobile, gender = s.gender, email = s.email,
     biz_mail = s.biz_mail, avatar = s.avatar, thumb_avatar = s.thumb_avatar, qr_code = s.qr_code,
     address = s.address, extra = s.extra, updated_at = now(), deleted_at = NULL
-FROM wecom_staging.users s
-WHERE s.snapshot_id = %(snapshot_id)s AND lower(u.userid) = lower(s.userid)
-  AND u.deleted_at IS NULL
-  AND ((u.userid, u.name, u.english_name, u.alias, u.position, u.status, u.main_department,
-           u.direct_leader, u.telephone, u.extattr, u.mobile, u.gender, u.email, u.biz_mail, u.avatar,
-           u.thumb_avatar, u.qr_code, u.address, u.extra)
-          IS DISTINCT FROM
-          (s.userid, s.name, s.english_name, s.alias, s.position, s.status, s.main_department,
-           s.direct_leader, s.telephone, s.extattr, s.mobile, s.gender, s.email, s.biz_mail, s.avatar,
-           s.thumb_avatar, s.qr_code, s.address, s.extra));
+FROM (SELECT s.*, t.userid AS current_userid, t.deleted_at IS NOT NULL AS restoring
+      FROM wecom_staging.users s
+      JOIN wecom.users t ON lower(t.userid) = lower(s.userid)
+      WHERE s.snapshot_id = %(snapshot_id)s
+        AND (t.deleted_at IS NOT NULL
+             OR (t.userid, t.name, t.english_name, t.alias, t.position, t.status, t.main_department,
+                 t.direct_leader, t.telephone, t.extattr, t.mobile, t.gender, t.email, t.biz_mail, t.avatar,
+                 t.thumb_avatar, t.qr_code, t.address, t.extra)
+                IS DISTINCT FROM
+                (s.userid, s.name, s.english_name, s.alias, s.position, s.status, s.main_department,
+                 s.direct_leader, s.telephone, s.extattr, s.mobile, s.gender, s.email, s.biz_mail, s.avatar,
+                 s.thumb_avatar, s.qr_code, s.address, s.extra))) s
+WHERE u.userid = s.current_userid
+RETURNING s.restoring;
 
 -- name: insert_users
 INSERT INTO wecom.users (userid, name, english_name, alias, position, status, main_department, direct_leader,

@@ -14,11 +14,12 @@ from wecom.directory.snapshot import DEPARTMENT_COLUMNS, MEMBERSHIP_COLUMNS, USE
 log = logging.getLogger(__name__)
 
 MERGE = "directory/merge.sql"
-# Each statement's row count is the figure recorded in sync_runs under the name beside it.
+# Each statement's row count is the figure recorded in sync_runs under the name beside it; the two
+# updates return a flag per row (restored, else changed) and feed two figures.
 APPLY_ORDER = (
-    ("restore_departments", "departments_restored"), ("update_departments", "departments_changed"),
+    ("update_departments", ("departments_restored", "departments_changed")),
     ("insert_departments", "departments_added"), ("remove_departments", "departments_removed"),
-    ("restore_users", "users_restored"), ("update_users", "users_changed"),
+    ("update_users", ("users_restored", "users_changed")),
     ("insert_users", "users_added"), ("remove_users", "users_removed"),
     ("remove_memberships", "memberships_removed"), ("update_memberships", "memberships_changed"),
     ("insert_memberships", "memberships_added"),
@@ -220,9 +221,13 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
         guard.check(removed, active)
         written = 0
         for name, figure in APPLY_ORDER:
-            count = conn.execute(statements[name], params).rowcount
+            cursor = conn.execute(statements[name], params)
+            count = cursor.rowcount
             written += count
-            if figure:
+            if isinstance(figure, tuple):
+                restored = sum(1 for (restoring,) in cursor.fetchall() if restoring)
+                result[figure[0]], result[figure[1]] = restored, count - restored
+            elif figure:
                 result[figure] = count
             if count >= LARGE_WRITE and name in ANALYZE_AFTER:
                 conn.execute(f"ANALYZE {ANALYZE_AFTER[name]}")
