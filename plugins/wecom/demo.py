@@ -132,14 +132,14 @@ def summary(db_url: str, sim_url: str) -> None:
     stats = SimulatorAdmin(sim_url).stats()
     print("\n=== WeCom demo: done ===")
     print(f"Directory synced: {members} members, {departments} departments")
-    print(
-        f"Digests sent: {ledger.get('digest/sent', 0)}; leader summaries: {ledger.get('leader-digest/sent', 0)}"
-    )
-    print(f"Reminders sent: {ledger.get('reminder/sent', 0)}; feedback nudges: {ledger.get('feedback/sent', 0)}; "
-          f"expired: {sum(v for k, v in ledger.items() if k.endswith('/expired'))}")  # fmt: skip
+    print(f"In the delivery ledger (every demo run so far): {ledger.get('digest/sent', 0)} digests, "
+          f"{ledger.get('leader-digest/sent', 0)} leader summaries, {ledger.get('reminder/sent', 0)} reminders and "
+          f"{ledger.get('feedback/sent', 0)} feedback nudges sent; "
+          f"{sum(v for k, v in ledger.items() if k.endswith('/expired'))} expired")  # fmt: skip
     print(f"Interviewers without a WeCom mapping: {unmapped}")
-    print(f"The simulator delivered {stats['delivered']} messages, silently dropped {stats['silent_drops']}, "
-          f"and was asked for {stats['calls'].get('gettoken', 0)} token(s)")  # fmt: skip
+    print(f"This run: the simulator delivered {stats['delivered']} messages (what an earlier run sent is never "
+          f"sent again), silently dropped {stats['silent_drops']}, and was asked for "
+          f"{stats['calls'].get('gettoken', 0)} token(s)")  # fmt: skip
     print(f"\nLook in SQL (psql {db_url}):")
     for query in (
         "SELECT * FROM wecom.department_headcount ORDER BY total_headcount DESC LIMIT 10;",
