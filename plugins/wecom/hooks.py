@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from wecom import DEFAULT_BASE_URL
 from wecom.errors import (
     TOKEN_ERRCODES,
     TRANSIENT_ERRCODES,
@@ -32,7 +33,6 @@ from wecom.token_store import (
     postgres_store,
 )
 
-DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 log = logging.getLogger(__name__)
 
 

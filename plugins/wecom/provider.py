@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wecom import __version__
-
-DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
+from wecom import DEFAULT_BASE_URL, __version__
 
 
 def get_provider_info() -> dict[str, Any]:
