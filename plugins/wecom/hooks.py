@@ -131,11 +131,25 @@ class SendResult:
         }
 
 
-def _describe(response: requests.Response) -> str:
+def _describe(content: bytes) -> str:
     """What came back instead of a WeCom answer, without echoing it (it may carry anything)."""
-    text = response.content[:64].lstrip()
-    kind = "HTML page" if text.startswith(b"<") else "invalid or truncated JSON"
-    return f"{kind}, {len(response.content)} bytes"
+    kind = "HTML page" if content[:64].lstrip().startswith(b"<") else "invalid or truncated JSON"
+    return f"{kind}, {len(content)} bytes"
+
+
+def interpret(status: int, content: bytes, path: str) -> dict[str, Any] | WeComTransientError:
+    """A WeCom answer as a dict, or the transient error saying why it is not one (4xx: configuration)."""
+    if status >= 500 or status == 429:
+        return WeComTransientError(-1, f"HTTP {status} ({_describe(content)})", path)
+    if status != 200:
+        raise WeComConfigError(-1, f"HTTP {status}", path, "check the connection's host (the API base URL)")
+    try:
+        body = jsonlib.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return WeComTransientError(-1, f"non-JSON body ({_describe(content)})", path)
+    if not isinstance(body, dict) or type(body.get("errcode", 0)) is not int:
+        return WeComTransientError(-1, "JSON body is not a WeCom response object", path)
+    return body
 
 
 def _split(value: Any) -> list[str]:
@@ -324,19 +338,7 @@ class WeComHook(BaseHook):
         except requests.RequestException as exc:
             # The exception text contains the URL (and so the token): keep only its kind.
             return WeComTransientError(-1, f"network error ({type(exc).__name__})", path)
-        if response.status_code >= 500 or response.status_code == 429:
-            return WeComTransientError(-1, f"HTTP {response.status_code} ({_describe(response)})", path)
-        if response.status_code != 200:
-            raise WeComConfigError(
-                -1, f"HTTP {response.status_code}", path, "check the connection's host (the API base URL)"
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            return WeComTransientError(-1, f"non-JSON body ({_describe(response)})", path)
-        if not isinstance(body, dict) or not isinstance(body.get("errcode", 0), int):
-            return WeComTransientError(-1, "JSON body is not a WeCom response object", path)
-        return body
+        return interpret(response.status_code, response.content, path)
 
     # -- typed helpers ------------------------------------------------------------------------
 
