@@ -44,6 +44,7 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("WECOM_SQL_DIR", str(ROOT / "include" / "sql"))
 
 from wecom.simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org  # noqa: E402
+from wecom.testing.environment import postgres_conn_json, wecom_conn_json  # noqa: E402
 from wecom.testing.postgres import Server, find_server  # noqa: E402
 
 SIM_CONFIG = SimulatorConfig()
@@ -84,28 +85,13 @@ def conn_json(conn_type: str, **fields: object) -> str:
 
 
 def wecom_conn(url: str, *, secret: str = SIM_CONFIG.secret, **extra: object) -> str:
-    """An AIRFLOW_CONN_ value for the simulator with fast retries."""
-    return conn_json(
-        "wecom",
-        host=url,
-        login=SIM_CONFIG.corp_id,
-        password=secret,
-        extra={"agent_id": SIM_CONFIG.agent_id, "retry_backoff": 0.01, "read_timeout": 5, **extra},
+    """An AIRFLOW_CONN_ value for the simulator, with fast retries for tests."""
+    return wecom_conn_json(
+        url, SimulatorConfig(secret=secret), **{"retry_backoff": 0.01, "read_timeout": 5, **extra}
     )
 
 
-def postgres_conn(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return conn_json(
-        "postgres",
-        host=parts.hostname,
-        port=parts.port or 5432,
-        login=parts.username or "postgres",
-        password=parts.password or "",
-        schema=parts.path.lstrip("/"),
-    )
+postgres_conn = postgres_conn_json
 
 
 @pytest.fixture

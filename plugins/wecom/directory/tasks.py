@@ -25,7 +25,6 @@ def fetch(
     """Fetch a complete snapshot and stage it; returns its id and counts (small, for XCom)."""
     snapshot = fetch_snapshot(WeComHook(wecom_conn_id), concurrency=concurrency)
     with warehouse.connect(warehouse_conn_id) as conn:
-        conn.autocommit = True
         snapshot_id = stage_snapshot(conn, snapshot, dag_run_id)
         drop_stale_snapshots(conn, keep=snapshot_id)
     return {"snapshot_id": snapshot_id, **snapshot.counts()}

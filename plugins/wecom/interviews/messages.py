@@ -91,22 +91,25 @@ def leader_messages(
 ) -> list[Outgoing]:
     """To each leader of an interviewer's main department: the day's interviews in that department."""
     interviewers = {mapping[p][0] for _, p in today if mapping.get(p, (None, ""))[0]}
-    rows = warehouse.execute(sql.statements(MAPPING)["main_departments"], {"userids": sorted(interviewers)})
-    department_of = {userid: (dept_id, name, leaders) for userid, dept_id, name, leaders in rows}
+    rows = warehouse.execute(
+        sql.statements(MAPPING)["main_departments"], {"userids": sorted(interviewers)}
+    ).fetchall()
+    department_of = {userid: dept_id for userid, dept_id, _, _ in rows}
+    departments = {dept_id: (name, leaders) for _, dept_id, name, leaders in rows}
     names = {mapping[p][0]: mapping[p][1] for p in mapping if mapping[p][0]}
     by_department: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
     for interview, person in today:
         userid = mapping.get(person, (None, ""))[0]
         if userid not in department_of:
             continue
-        dept_id = department_of[userid][0]
+        dept_id = department_of[userid]
         entry = by_department[dept_id].setdefault(
             interview.interview_id, {**interview.__dict__, "interviewers": []}
         )
         entry["interviewers"].append(names.get(userid, userid))
     messages = []
     for dept_id, interviews in sorted(by_department.items()):
-        _, name, leaders = next(v for v in department_of.values() if v[0] == dept_id)
+        name, leaders = departments[dept_id]
         content = render("leader", language, department=name, day=day.isoformat(),
                          interviews=sorted(interviews.values(), key=lambda i: i["starts_at"]))  # fmt: skip
         for leader in sorted({leader.lower() for leader in leaders}):

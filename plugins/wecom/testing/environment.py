@@ -32,13 +32,14 @@ def postgres_conn_json(url: str) -> str:
 
 def wecom_conn_json(url: str, config: SimulatorConfig | None = None, **extra: object) -> str:
     config = config or SimulatorConfig()
+    extra = {"agent_id": config.agent_id, **extra}
     return json.dumps(
         {
             "conn_type": "wecom",
             "host": url,
             "login": config.corp_id,
             "password": config.secret,
-            "extra": {"agent_id": config.agent_id, **extra},
+            "extra": {k: v for k, v in extra.items() if v is not None},
         }
     )
 
