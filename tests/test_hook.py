@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 
 import psycopg
 import pytest
@@ -52,22 +51,19 @@ def test_token_store_table_is_created_in_an_empty_database(connections):
     assert fresh and key.startswith("wwsimcorp0001:") and "secret" not in key
 
 
-def test_expiry_margin_refreshes_early(simulator, sim_admin):
+def test_expiry_margin_refreshes_early(simulator, sim_admin, monkeypatch):
     simulator.state.config.token_lifetime = 200  # shorter than the margin: never considered fresh
     store = MemoryTokenStore()
-    os.environ["AIRFLOW_CONN_WECOM_MARGIN"] = wecom_conn(simulator.url, token_margin=300)
-    try:
-        hook = WeComHook("wecom_margin", token_store=store)
-        hook.get_access_token()
-        hook.get_access_token()
-        assert sim_admin.calls("gettoken") == 2
-        os.environ["AIRFLOW_CONN_WECOM_MARGIN"] = wecom_conn(simulator.url, token_margin=60)
-        relaxed = WeComHook("wecom_margin", token_store=store)
-        relaxed.get_access_token()
-        relaxed.get_access_token()
-        assert sim_admin.calls("gettoken") == 2  # the 200 s token is fresh enough for a 60 s margin
-    finally:
-        del os.environ["AIRFLOW_CONN_WECOM_MARGIN"]
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_MARGIN", wecom_conn(simulator.url, token_margin=300))
+    hook = WeComHook("wecom_margin", token_store=store)
+    hook.get_access_token()
+    hook.get_access_token()
+    assert sim_admin.calls("gettoken") == 2
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_MARGIN", wecom_conn(simulator.url, token_margin=60))
+    relaxed = WeComHook("wecom_margin", token_store=store)
+    relaxed.get_access_token()
+    relaxed.get_access_token()
+    assert sim_admin.calls("gettoken") == 2  # the 200 s token is fresh enough for a 60 s margin
 
 
 def _cold_start(barrier, queue):
