@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test demo airflow bench clean
+.PHONY: install lint format test e2e chaos demo airflow bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ format: install
 test: lint
 	$(BIN)/pytest
 
+e2e: install
+	$(BIN)/python tests/system/e2e.py
+
 demo: install
 	$(BIN)/python -m wecom.demo run
 
@@ -39,4 +42,4 @@ bench: install
 	$(BIN)/python bench/reminder_scan.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*.egg-info .demo test-artifacts
+	rm -rf $(VENV) build *.egg-info plugins/*.egg-info .demo .e2e .chaos test-artifacts

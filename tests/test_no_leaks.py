@@ -4,7 +4,6 @@ in the task output."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,31 +17,9 @@ from wecom.interviews import demo_data
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.tasks import create_platform_schema
 from wecom.simulator import SimulatorConfig
+from wecom.testing.leaks import files, find_leaks, postgres_rows, sqlite_rows
 
 ROBOT_KEY = SimulatorConfig().webhook_keys[0]
-
-
-def warehouse_text(url: str) -> list[tuple[str, str]]:
-    """(table, row as text) for every row of every table outside wecom_private."""
-    with psycopg.connect(url) as conn:
-        tables = conn.execute(
-            "SELECT schemaname, tablename FROM pg_tables"
-            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'wecom_private')"
-        ).fetchall()
-        rows = []
-        for schema, table in tables:
-            for (text,) in conn.execute(f'SELECT t::text FROM "{schema}"."{table}" t'):  # noqa: S608
-                rows.append((f"{schema}.{table}", text))
-        return rows
-
-
-def metadata_text(home: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(home / "airflow.db") as db:
-        rows = []
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608
-                rows.append((table, " ".join(str(v) for v in row)))
-        return rows
 
 
 def test_credentials_appear_only_in_the_private_token_table(
@@ -75,14 +52,13 @@ def test_credentials_appear_only_in_the_private_token_table(
     assert load_dag(ROOT / "tests" / "dags", "wecom_robot_alert").test().get_state() == "failed"
     assert sim_admin.stats()["delivered"] > 0 and sim_admin.robot_messages()
 
-    secrets = {"app secret": simulator.state.config.secret, "robot key": ROBOT_KEY}
-    secrets |= {f"token {i}": token for i, token in enumerate(simulator.state.tokens)}
-    assert len(secrets) >= 4
+    secrets = sim_admin.credentials()
+    assert len(secrets) >= 4  # the app secret, the robot key, two tokens or more
     output = capfd.readouterr()
-    places = warehouse_text(connections["warehouse"]) + metadata_text(Path(airflow_db))
+    places = [*postgres_rows(connections["warehouse"]), *sqlite_rows(Path(airflow_db) / "airflow.db")]
     places += [("task output", output.out), ("task errors", output.err)]
-    leaks = [(name, where) for name, secret in secrets.items() for where, text in places if secret in text]
-    assert leaks == []
+    leaks, scanned = find_leaks(secrets, places)
+    assert leaks == [] and scanned > 300  # every row really was read
     with psycopg.connect(connections["warehouse"]) as conn:  # the one place tokens do live
         stored = {t for (t,) in conn.execute("SELECT access_token FROM wecom_private.access_tokens")}
     assert stored and stored <= set(simulator.state.tokens)
@@ -98,3 +74,16 @@ def test_the_analyst_role_reads_nothing_private(connections, query):
         conn.execute("SET ROLE wecom_analyst")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(query)
+
+
+def test_the_scan_finds_a_planted_credential(db_url, tmp_path):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int, body text)")
+        conn.execute("INSERT INTO notes VALUES (1, 'ok'), (2, 'token=abc.SECRET.def')")
+        conn.execute("CREATE SCHEMA wecom_private; CREATE TABLE wecom_private.t (v text)")
+        conn.execute("INSERT INTO wecom_private.t VALUES ('SECRET')")  # its one allowed place
+    (tmp_path / "task.log").write_text("line\nAuthorization: SECRET\n")
+    places = [*postgres_rows(db_url), *files(tmp_path)]
+    leaks, scanned = find_leaks({"the token": "SECRET"}, places)
+    assert sorted(leaks) == sorted([("the token", "public.notes"), ("the token", str(tmp_path / "task.log"))])
+    assert scanned == 3

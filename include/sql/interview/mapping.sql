@@ -1,5 +1,8 @@
 -- Refresh wecom.user_mapping from the platform users staged in pg_temp.platform_users_stage.
 
+-- name: lock
+SELECT pg_advisory_xact_lock(hashtext('wecom.user_mapping'));
+
 -- name: create_stage
 CREATE TEMP TABLE platform_users_stage (
     platform_user_id bigint PRIMARY KEY, name text NOT NULL, email text, mobile text

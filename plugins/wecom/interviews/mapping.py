@@ -17,6 +17,7 @@ def refresh_mapping(source: Any, warehouse: Any) -> dict[str, int]:
     users = source.execute(sql.statements(QUERIES)["platform_users"]).fetchall()
     statements = sql.statements(MAPPING)
     with warehouse.transaction():
+        warehouse.execute(statements["lock"])  # reminder runs and digests refresh at once: one at a time
         warehouse.execute(statements["create_stage"])
         with (
             warehouse.cursor() as cur,

@@ -78,6 +78,7 @@ def send_reminders(
     warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
     with warehouse.connect(source_conn_id()) as source, warehouse.connect_current(warehouse_id) as wh:
+        refresh_mapping(source, wh)  # an interviewer added since this morning's digest is reminded too
         messages, report = reminder_messages(
             source,
             wh,

@@ -47,6 +47,13 @@ class SimulatorAdmin:
     def revoke_tokens(self) -> int:
         return self._call("POST", "revoke")["revoked"]
 
+    def credentials(self) -> dict[str, str]:
+        """Every secret the simulator knows, named: the app secret, robot keys, every token issued."""
+        found = self._call("GET", "credentials")
+        named = {"app secret": found["secret"]}
+        named |= {f"robot key {i}": key for i, key in enumerate(found["webhook_keys"])}
+        return named | {f"token {i}": token for i, token in enumerate(found["tokens"])}
+
     def reset(self) -> None:
         self._call("POST", "reset")
 

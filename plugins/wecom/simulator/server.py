@@ -531,6 +531,11 @@ class SimulatorAdminApi:
             return {"latency_ms": state.latency_ms}
         if path == "revoke":
             return {"revoked": state.revoke_all()}
+        if path == "credentials":  # what a leak scan must not find anywhere outside the token table
+            with state.lock:
+                tokens = list(state.tokens)
+            return {"secret": state.config.secret, "webhook_keys": list(state.config.webhook_keys),
+                    "tokens": tokens}  # fmt: skip
         if path == "reset":
             state.reset_records()
             return {"reset": True}

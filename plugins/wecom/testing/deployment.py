@@ -1,0 +1,268 @@
+"""Airflow as it runs in production, minus Docker, on one machine: PostgreSQL as the metadata database,
+the api-server, scheduler, dag-processor, triggerer and Celery workers on Redis, plus the WeCom simulator
+and a warehouse database. Used by ``make e2e``; everything started is stopped again, and checked gone.
+
+The same commands as ``docker-compose.yaml`` runs, with the same kind of configuration (environment
+variables); only the addresses differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from wecom.testing.environment import postgres_conn_json, simulator_process, wecom_conn_json
+from wecom.testing.postgres import Server, find_server
+
+ROOT = Path(__file__).resolve().parents[3]
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+MARKER = "WECOM_E2E_RUN"  # set in every process started, to find any that outlive the run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class Deployment:
+    """What ``deployment()`` started: addresses, the environment every Airflow process shares, and logs."""
+
+    home: Path
+    env: dict[str, str]
+    api_url: str
+    simulator_url: str
+    warehouse_url: str
+    metadata_url: str
+    marker: str
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _token: str | None = None
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "process-logs"
+
+    def airflow(self, *args: str, check: bool = True) -> str:
+        """Run an ``airflow`` CLI command as an operator would; its output."""
+        result = subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"`airflow {' '.join(args)}` failed:\n{result.stdout[-2000:]}{result.stderr[-4000:]}"
+            )
+        return result.stdout
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The REST API (``/api/v2/...``), logged in as the admin user."""
+        if self._token is None:
+            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+            answer = requests.post(f"{self.api_url}/auth/token",
+                                   json={"username": "admin", "password": passwords["admin"]}, timeout=30)  # fmt: skip
+            answer.raise_for_status()
+            self._token = answer.json()["access_token"]
+        response = requests.request(method, f"{self.api_url}/api/v2/{path}", timeout=60,
+                                    headers={"Authorization": f"Bearer {self._token}"}, **kwargs)  # fmt: skip
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} /api/v2/{path}: {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def wait(self, condition: Any, timeout: float, what: str) -> None:
+        """Poll ``condition`` every second; fail early if an Airflow process died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if condition():
+                return
+            time.sleep(1)
+        raise TimeoutError(f"waited {timeout:.0f} s for {what}; see the logs in {self.logs}")
+
+    def check_alive(self) -> None:
+        dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+        if dead:
+            raise RuntimeError(f"Airflow processes exited: {dead}; see {self.logs}")
+
+
+def _start(deployment: Deployment, name: str, command: list[str], env: dict[str, str]) -> None:
+    deployment.logs.mkdir(parents=True, exist_ok=True)
+    log = open(deployment.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+    deployment.processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                  start_new_session=True)  # fmt: skip
+    log.close()
+
+
+def _stop_all(processes: dict[str, subprocess.Popen], marker: str) -> list[str]:
+    """SIGTERM each process group, then SIGKILL what is left; returns what had to be killed or survived."""
+    for process in processes.values():
+        _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for process in processes.values():
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    killed = []
+    for name, process in processes.items():
+        if process.poll() is None or _group_alive(process.pid):
+            killed.append(name)
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait(10)
+    for pid in _marked_processes(marker):  # anything that left its process group
+        killed.append(f"pid {pid}")
+        os.kill(pid, signal.SIGKILL)
+    return killed
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _marked_processes(marker: str) -> list[int]:
+    """Live processes whose environment carries this run's marker (zombies have none)."""
+    found = []
+    needle = f"{MARKER}={marker}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def leftover_processes(marker: str) -> list[int]:
+    """Processes of a finished run still alive (should be none)."""
+    return _marked_processes(marker)
+
+
+def airflow_env(home: Path, metadata_url: str, broker_url: str, api_port: int, queue: str) -> dict[str, str]:
+    sqlalchemy_url = metadata_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "WECOM_"))},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url,
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        # A queue of this run's own: a task left on the broker by an earlier, killed run is never picked up.
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # Time runs faster here than in production: retries wait seconds, not minutes.
+        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+    }  # fmt: skip
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+@contextmanager
+def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int = 2) -> Iterator[Deployment]:
+    """Start everything, wait until the api-server answers and the DAGs are parsed; stop it all after."""
+    marker = secrets.token_hex(6)
+    home.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        server: Server = find_server(data_dir=home / "pg")
+        stack.callback(server.stop)
+        metadata_url = server.create_database("wecom_e2e_meta")
+        stack.callback(server.drop_database, metadata_url)
+        warehouse_url = server.create_database("wecom_e2e_warehouse")
+        stack.callback(server.drop_database, warehouse_url)
+        sim_url = stack.enter_context(simulator_process(*simulator_args))
+
+        processes: dict[str, subprocess.Popen] = {}
+        broker = ("127.0.0.1", 6379)
+        if not redis_answers(*broker):
+            broker = ("127.0.0.1", free_port())
+        api_port = free_port()
+        env = airflow_env(home / "airflow", metadata_url, f"redis://{broker[0]}:{broker[1]}/0", api_port,
+                          queue=f"wecom-e2e-{marker}")  # fmt: skip
+        env |= {
+            MARKER: marker,
+            "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url),
+            "AIRFLOW_CONN_WECOM_WAREHOUSE": postgres_conn_json(warehouse_url),
+            "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(warehouse_url),
+            "WECOM_SQL_DIR": str(ROOT / "include" / "sql"),
+        }
+        d = Deployment(home=home / "airflow", env=env, api_url=f"http://127.0.0.1:{api_port}",
+                       simulator_url=sim_url, warehouse_url=warehouse_url, metadata_url=metadata_url,
+                       marker=marker, processes=processes)  # fmt: skip
+        stack.callback(lambda: print(_report_stop(_stop_all(processes, marker)), flush=True))
+        if broker[1] != 6379:
+            _start(d, "redis", ["redis-server", "--port", str(broker[1]), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], env)  # fmt: skip
+            d.wait(lambda: redis_answers(*broker), 30, "Redis to answer")
+        d.airflow("db", "migrate")
+        d.airflow("pools", "set", "wecom_api", "4", "WeCom API calls")
+        _start(d, "api-server", [AIRFLOW, "api-server", "--port", str(api_port)], env)
+        _start(d, "scheduler", [AIRFLOW, "scheduler"], env)
+        _start(d, "dag-processor", [AIRFLOW, "dag-processor"], env)
+        _start(d, "triggerer", [AIRFLOW, "triggerer", "--skip-serve-logs"], env)
+        for n in range(1, workers + 1):
+            _start(d, f"worker-{n}", [AIRFLOW, "celery", "worker", "--celery-hostname", f"worker{n}@%h",
+                                      "--queues", env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], "--skip-serve-logs"],
+                   env)  # fmt: skip
+        d.wait(lambda: _answers(f"{d.api_url}/api/v2/monitor/health"), 180, "the api-server")
+        wanted = {"wecom_directory_sync", "interview_daily_digest", "interview_reminders"}
+        d.wait(
+            lambda: wanted <= {x["dag_id"] for x in d.api("GET", "dags")["dags"]}, 240, "the DAGs to parse"
+        )
+        yield d
+
+
+def _report_stop(killed: list[str]) -> str:
+    return "Stopped every process started" + (f" ({', '.join(killed)} needed SIGKILL)" if killed else "")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False

@@ -1,0 +1,272 @@
+"""``make e2e``: the pipeline under a real scheduler, two Celery workers and a backfill after an outage.
+
+Starts the deployment of ``wecom.testing.deployment`` (PostgreSQL metadata DB, api-server, scheduler,
+dag-processor, triggerer, two Celery workers on Redis, the simulator, a warehouse), then acts only through
+the ``airflow`` CLI and the REST API, as an operator would, and checks the outcome in the warehouse and in
+the simulator's record. Exits non-zero on the first broken expectation; stops every process it started.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from wecom.interviews import demo_data
+from wecom.interviews.render import LOCAL_TZ
+from wecom.interviews.schedule import REMINDER_INTERVAL
+from wecom.interviews.tasks import create_platform_schema
+from wecom.simulator import SimulatorAdmin, generate_org
+from wecom.testing.deployment import Deployment, deployment, leftover_processes
+from wecom.testing.leaks import files, find_leaks, postgres_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = ROOT / ".e2e"
+ORG = {"users": 300, "departments": 30, "seed": 1}
+LEAD = timedelta(minutes=30)
+
+
+BEGAN = time.monotonic()
+
+
+def step(title: str) -> None:
+    print(f"[{time.monotonic() - BEGAN:6.1f} s] {title}", flush=True)
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise SystemExit(f"E2E FAILED: {what}")
+    print(f"  ok: {what}", flush=True)
+
+
+def dag_runs(d: Deployment, dag_id: str) -> list[dict]:
+    return d.api("GET", f"dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "id"})["dag_runs"]
+
+
+def wait_runs(d: Deployment, dag_id: str, count: int, timeout: float = 600) -> list[dict]:
+    """Wait until ``count`` runs of the DAG exist and all have finished; the runs."""
+
+    def finished() -> bool:
+        runs = dag_runs(d, dag_id)
+        return len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs)
+
+    d.wait(finished, timeout, f"{count} finished runs of {dag_id}")
+    return dag_runs(d, dag_id)
+
+
+def wait_backfill(d: Deployment, dag_id: str, started: float, timeout: float = 600) -> None:
+    def done() -> bool:
+        backfills = d.api("GET", "backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+        return bool(backfills) and all(b["completed_at"] for b in backfills)
+
+    d.wait(done, timeout, f"the backfill of {dag_id} to complete")
+    print(f"  backfill of {dag_id} completed in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def ledger(d: Deployment, prefix: str) -> dict[tuple[str, str], str]:
+    with psycopg.connect(d.warehouse_url) as conn:
+        rows = conn.execute("SELECT dedup_key, recipient, status FROM wecom.message_log WHERE dedup_key LIKE %s",
+                            (prefix + "%",)).fetchall()  # fmt: skip
+    return {(key, recipient): status for key, recipient, status in rows}
+
+
+def seed(d: Deployment, digest_day: date, interval_end: datetime) -> dict[int, str]:
+    """Demo interviews for the digest day, plus six interviews whose reminders fall due in the hour before
+    ``interval_end``: three already started (to be expired), three still ahead (to be sent)."""
+    org = generate_org(**ORG)
+    data = demo_data.generate(
+        org, first_day=digest_day, days=1, interviewers=80, per_day=40, seed=ORG["seed"]
+    )
+    mapped = [u for u in data.users if u[2] and not u[2].endswith("personal.example.net")]
+    expected: dict[int, str] = {}
+    offsets = {-25: "expired", -15: "expired", -5: "expired", 20: "sent", 25: "sent", 29: "sent"}
+    for n, (minutes, outcome) in enumerate(offsets.items()):
+        interview_id = 100_000 + n
+        start = interval_end + timedelta(minutes=minutes)
+        data.interviews.append((interview_id, "SRE", "候选人", start, start + timedelta(hours=1), "scheduled",
+                                None, start - timedelta(days=2), start - timedelta(days=2)))  # fmt: skip
+        data.interviewers.append((interview_id, mapped[n][0]))
+        expected[interview_id] = outcome
+    with psycopg.connect(d.warehouse_url, autocommit=True) as conn:
+        create_platform_schema(conn)
+        demo_data.load(conn, data)
+    return expected
+
+
+def next_weekday(day: date) -> date:
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def last_interval_end(now: datetime) -> datetime:
+    """End of the last complete reminder interval (the schedule is :03, :13, ...)."""
+    end = now.replace(second=0, microsecond=0)
+    return end - timedelta(minutes=(end.minute - 3) % 10)
+
+
+def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
+    step("1. Directory sync: unpause, trigger, wait, compare with WeCom")
+    d.airflow("dags", "unpause", "wecom_directory_sync")
+    d.airflow("dags", "trigger", "wecom_directory_sync")
+    runs = wait_runs(d, "wecom_directory_sync", 2)  # unpausing also scheduled the latest daily run
+    check(
+        [r["state"] for r in runs] == ["success"] * 2, "the scheduled and the manual directory sync succeeded"
+    )
+    org = sim.org()
+    with psycopg.connect(d.warehouse_url) as conn:
+        users = {u for (u,) in conn.execute("SELECT userid FROM wecom.users WHERE deleted_at IS NULL")}
+        departments = conn.execute(
+            "SELECT count(*) FROM wecom.departments WHERE deleted_at IS NULL"
+        ).fetchone()[0]
+        memberships = conn.execute("SELECT count(*) FROM wecom.user_departments").fetchone()[0]
+    check(
+        users == {u["userid"] for u in org["users"]}, f"wecom.users holds the {len(users)} members of WeCom"
+    )
+    check(departments == len(org["departments"]), f"wecom.departments holds the {departments} departments")
+    check(memberships == sum(len(u["department"]) for u in org["users"]), f"{memberships} memberships")
+
+    digest_day = next_weekday(datetime.now(LOCAL_TZ).date() + timedelta(days=1))
+    end = last_interval_end(datetime.now(LOCAL_TZ))
+    start = end - 6 * REMINDER_INTERVAL
+    expected = seed(d, digest_day, end)
+    step(
+        f"2. Outage: WeCom answers 502 while the reminders DAG is unpaused (window {start:%H:%M}-{end:%H:%M})"
+    )
+    sim.fault("http502", count=-1)
+    d.airflow("dags", "unpause", "interview_reminders")
+    runs = wait_runs(d, "interview_reminders", 1)
+    check(
+        runs[0]["state"] == "failed", "the scheduled reminder run failed while WeCom was down (after retries)"
+    )
+    check(sim.stats()["delivered"] == 0, "nothing was delivered during the outage")
+    sim.clear_faults()
+
+    step("3. Backfill the window after the outage (as the runbook says)")
+    delivered_before = sim.stats()["delivered"]
+    started = time.monotonic()
+    # Runs of this timetable are keyed by the start of their interval.
+    window = ["--from-date", start.isoformat(), "--to-date", (end - REMINDER_INTERVAL).isoformat()]
+    d.airflow(
+        "backfill", "create", "--dag-id", "interview_reminders", *window, "--reprocess-behavior", "failed"
+    )
+    wait_backfill(d, "interview_reminders", started)
+    figures["backfill_s"] = round(time.monotonic() - started, 1)
+    backfill_runs = [r for r in dag_runs(d, "interview_reminders") if r["run_type"] == "backfill"]
+    check(len(backfill_runs) == 6 and all(r["state"] == "success" for r in backfill_runs),
+          f"the backfill ran the {len(backfill_runs)} intervals of the window, all successful")  # fmt: skip
+    reminders = ledger(d, "reminder:")
+    outcome = {int(key.split(":")[1]): status for (key, _), status in reminders.items()}
+    check(
+        outcome == expected,
+        f"every due reminder is sent or expired as the runbook says: {dict(Counter(outcome.values()))}",
+    )
+    sent = Counter(m["userid"] for m in sim.messages()[delivered_before:])
+    check(
+        sum(sent.values()) == list(expected.values()).count("sent"),
+        "WeCom delivered exactly the reminders sent",
+    )
+
+    step("4. The same backfill again sends nothing")
+    delivered = sim.stats()["delivered"]
+    started, again = time.monotonic(), datetime.now(LOCAL_TZ)
+    d.airflow(
+        "backfill", "create", "--dag-id", "interview_reminders", *window, "--reprocess-behavior", "completed"
+    )
+    wait_backfill(d, "interview_reminders", started)
+    rerun = [r for r in dag_runs(d, "interview_reminders") if r["run_type"] == "backfill"
+             and r["state"] == "success" and datetime.fromisoformat(r["end_date"]) > again]  # fmt: skip
+    check(len(rerun) == 6, "the 6 runs of the window ran again, all successful")
+    check(
+        sim.stats()["delivered"] == delivered and ledger(d, "reminder:") == reminders,
+        "nothing new sent or recorded",
+    )
+
+    step(f"5. The digest for {digest_day} triggered twice")
+    d.airflow("dags", "unpause", "interview_daily_digest")
+    before = len(sim.messages())
+    conf = json.dumps({"day": digest_day.isoformat()})
+    for _ in range(2):
+        d.airflow("dags", "trigger", "interview_daily_digest", "--conf", conf)
+    runs = wait_runs(d, "interview_daily_digest", 3)  # unpausing also scheduled the run for today
+    check(
+        [r["state"] for r in runs if r["run_type"] == "manual"] == ["success"] * 2,
+        "both digest runs succeeded",
+    )
+    digests = ledger(d, f"digest:{digest_day}:")
+    check(
+        len(digests) > 10 and set(digests.values()) == {"sent"}, f"{len(digests)} interviewers' digests sent"
+    )
+    per_member = Counter((m["userid"], m["content"]) for m in sim.messages())
+    check(max(per_member.values()) == 1, "no member received the same message twice")
+    recipients = {m["userid"] for m in sim.messages()[before:]}
+    check({r.lower() for _, r in digests} <= recipients, "WeCom delivered every digest")
+
+    stats = sim.stats()
+    check(
+        stats["calls"].get("gettoken", 0) == 1,
+        "one gettoken call for the whole run: the token cache is shared",
+    )
+    check(stats["silent_drops"] == 0, "WeCom dropped nothing silently")
+    per_worker = {name: (d.logs / f"{name}.log").read_text().count("] received")
+                  for name in d.processes if name.startswith("worker")}  # fmt: skip
+    check(min(per_worker.values()) > 0, f"both Celery workers ran tasks: {per_worker}")
+    pids = task_pids(d)
+    check(len(pids) >= 2, f"tasks ran in {len(pids)} separate processes")
+    figures |= {"delivered": stats["delivered"], "gettoken": stats["calls"].get("gettoken", 0),
+                "tasks_per_worker": per_worker, "task_processes": len(pids)}  # fmt: skip
+
+
+def task_pids(d: Deployment) -> set[int]:
+    with psycopg.connect(d.metadata_url) as conn:
+        return {
+            pid for (pid,) in conn.execute("SELECT DISTINCT pid FROM task_instance WHERE pid IS NOT NULL")
+        }
+
+
+def leak_scan(d: Deployment, sim: SimulatorAdmin) -> tuple[int, int]:
+    secrets = sim.credentials()
+    places = [*postgres_rows(d.warehouse_url), *postgres_rows(d.metadata_url, skip_schemas=()), *files(d.home / "logs"),
+              *files(d.logs)]  # fmt: skip
+    leaks, scanned = find_leaks(secrets, places)
+    for name, where in leaks:
+        print(f"  LEAK: {name} in {where}")
+    return len(leaks), scanned
+
+
+def main() -> None:
+    shutil.rmtree(HOME, ignore_errors=True)
+    figures: dict = {}
+    began = time.monotonic()
+    sim_args = (
+        "--users",
+        str(ORG["users"]),
+        "--departments",
+        str(ORG["departments"]),
+        "--seed",
+        str(ORG["seed"]),
+    )
+    with deployment(HOME, simulator_args=sim_args) as d:
+        figures["startup_s"] = round(time.monotonic() - began, 1)
+        print(f"Deployment up in {figures['startup_s']} s: {', '.join(d.processes)}", flush=True)
+        sim = SimulatorAdmin(d.simulator_url)
+        scenario(d, sim, figures)
+        step("6. Leak scan: warehouse, metadata DB, task logs, process logs")
+        leaks, scanned = leak_scan(d, sim)
+        figures |= {"leaks": leaks, "places_scanned": scanned}
+        check(leaks == 0, f"no credential in {scanned} rows and files")
+        marker = d.marker
+    left = leftover_processes(marker)
+    check(not left, "every process started is gone")
+    figures["total_s"] = round(time.monotonic() - began, 1)
+    print("E2E PASSED " + json.dumps(figures))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
