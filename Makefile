@@ -29,6 +29,9 @@ test: lint
 e2e: install
 	$(BIN)/python tests/system/e2e.py
 
+chaos: install
+	$(BIN)/python tests/system/chaos.py $(CHAOS_ARGS)
+
 demo: install
 	$(BIN)/python -m wecom.demo run
 

@@ -1,0 +1,364 @@
+"""``make chaos``: the whole pipeline, round after round, against a WeCom that misbehaves at random.
+
+Each round (seeded, so a failing round can be replayed with ``--seed S --rounds N``) changes the org a
+little, arms random faults (token revocation at a random moment, 45009/45033/-1 bursts, 502 with HTML,
+truncated JSON, connection resets, latency), then runs what the DAGs run, each task in its own worker
+process with Airflow's retries: the directory sync (migrate, fetch, stage, merge), the user mapping, a day's
+digests and three reminder windows. Worker processes are SIGKILLed in the middle of sending, and the
+warehouse connection is terminated in the middle of the merge. Then, as an operator would after an
+incident, it clears the faults and re-runs what failed, and checks the invariants:
+
+- no message delivered twice (the simulator's record: the same content to the same member);
+- every due message is sent, or in the ledger with the reason it is not;
+- what the ledger says was sent is what WeCom delivered, and the other way round;
+- the directory tables equal the last complete snapshot (never a partial one);
+- no silent drop counted by the simulator;
+- no credential in any log written or any warehouse row outside the private token table.
+
+Profiles: ``ci`` (the default, a few minutes) and ``soak`` (longer, by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from datetime import time as clock
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = ROOT / ".chaos"
+os.environ.setdefault("WECOM_SQL_DIR", str(ROOT / "include" / "sql"))
+os.environ.setdefault("AIRFLOW_HOME", str(HOME / "airflow"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+import psycopg  # noqa: E402
+
+from wecom.delivery import Claimant  # noqa: E402
+from wecom.directory import tasks as directory  # noqa: E402
+from wecom.interviews import demo_data  # noqa: E402
+from wecom.interviews import tasks as interviews  # noqa: E402
+from wecom.interviews.messages import digest_messages, reminder_messages  # noqa: E402
+from wecom.interviews.render import LOCAL_TZ  # noqa: E402
+from wecom.interviews.tasks import create_platform_schema  # noqa: E402
+from wecom.simulator import SimulatorAdmin, generate_org  # noqa: E402
+from wecom.testing.environment import (  # noqa: E402
+    airflow_connections,
+    postgres_conn_json,
+    scratch_database,
+    simulator_process,
+    wecom_conn_json,
+)
+from wecom.testing.leaks import files, find_leaks, postgres_rows  # noqa: E402
+
+PROFILES = {"ci": 40, "soak": 400}
+ORG = {"users": 200, "departments": 20, "seed": 3}
+FIRST_DAY = date(2027, 3, 1)  # a Monday, far ahead: nothing expires on the machine's clock
+RETRIES = 2  # as the DAGs' default_args
+API_FAULTS = [  # kind, options, APIs it may hit
+    ("errcode", {"errcode": 45009}, ["message/send", "user/list", "*"]),
+    ("errcode", {"errcode": 45033}, ["message/send", "user/list", "department/list"]),
+    ("errcode", {"errcode": -1}, ["message/send", "user/list", "gettoken", "*"]),
+    ("http502", {}, ["message/send", "user/list", "department/list", "gettoken", "*"]),
+    ("truncated", {}, ["message/send", "user/list", "department/list", "*"]),
+    ("reset", {}, ["message/send", "user/list", "*"]),
+    ("latency", {"latency_ms": 400}, ["message/send", "user/list", "*"]),
+]
+
+
+def weekday(n: int) -> date:
+    """The n-th working day from FIRST_DAY: each round has a day of its own."""
+    return FIRST_DAY + timedelta(days=7 * (n // 5) + n % 5)
+
+
+class Chaos:
+    def __init__(self, rng: random.Random, sim: SimulatorAdmin, db_url: str, logs: Path) -> None:
+        self.rng, self.sim, self.db_url, self.logs = rng, sim, db_url, logs
+        self.faults: Counter[str] = Counter()
+        self.violations: list[str] = []
+        self.expected_directory: dict | None = None
+        self.seen_twice: set[tuple[str, str]] = set()
+
+    # -- running tasks as Airflow runs them: a worker process, retries -----------------------------
+
+    def attempts(self, name: str, task: Callable[[], None], kill: bool = False, drop: bool = False) -> bool:
+        """Run ``task`` in a worker process, retried like an Airflow task; True when an attempt succeeded."""
+        for attempt in range(1 + RETRIES):
+            done = threading.Event()
+            dropper = threading.Thread(target=self.drop_merge_connection, args=(done,))
+            if drop and attempt == 0:
+                dropper.start()
+            kill_after = self.rng.uniform(0.05, 0.6) if kill and attempt == 0 else None
+            outcome = worker(task, self.logs / f"{name}.log", kill_after=kill_after)
+            done.set()
+            if dropper.ident:
+                dropper.join()
+            if outcome == "killed":
+                self.faults["worker killed mid-task"] += 1
+            if outcome == "ok":
+                return True
+        return False
+
+    def drop_merge_connection(self, done: threading.Event) -> None:
+        """Terminate the warehouse connection that is in the middle of the directory merge, if seen."""
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            while not done.is_set():
+                dropped = conn.execute(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+                    r" AND query ~* '(update|insert into|delete from) wecom\.(departments|users|user_departments)\M'"
+                ).fetchone()[0]
+                if dropped:
+                    self.faults["warehouse connection dropped mid-merge"] += dropped
+                    return
+                time.sleep(0.002)
+
+    # -- one round -----------------------------------------------------------------------------------
+
+    def arm_faults(self) -> threading.Timer | None:
+        for _ in range(self.rng.randint(1, 4)):
+            kind, options, paths = self.rng.choice(API_FAULTS)
+            path = self.rng.choice(paths)
+            count = self.rng.randint(1, 6)
+            self.sim.fault(kind, path=path, count=count, **options)
+            label = f"{options.get('errcode', kind)} on {path}"
+            self.faults[label] += count
+        if self.rng.random() < 0.5:
+            timer = threading.Timer(self.rng.uniform(0.0, 3.0), self.revoke)
+            timer.start()
+            return timer
+        return None
+
+    def revoke(self) -> None:
+        self.sim.revoke_tokens()
+        self.faults["token revoked"] += 1
+
+    def change_org(self, n: int) -> None:
+        users = sorted(self.sim.org()["users"], key=lambda u: u["userid"])
+        departments = sorted(d["id"] for d in self.sim.org()["departments"])
+        ops: list[dict] = [
+            {"op": "rename_department", "id": self.rng.choice(departments[1:]), "name": f"部门-{n}"}
+        ]
+        mover = self.rng.choice(users)
+        ops.append(
+            {"op": "move_user", "userid": mover["userid"], "departments": [self.rng.choice(departments)]}
+        )
+        if n % 3 == 0:
+            ops.append(
+                {
+                    "op": "update_user",
+                    "userid": self.rng.choice(users)["userid"],
+                    "fields": {"name": f"改名{n}"},
+                }
+            )
+        self.sim.mutate(*ops)
+
+    def sync_directory(self, n: int) -> None:
+        def task() -> None:
+            directory.migrate()
+            directory.apply(directory.fetch(dag_run_id=f"chaos-{n}")["snapshot_id"], dag_run_id=f"chaos-{n}")
+
+        org = self.sim.org()  # the org does not change during the round
+        if self.attempts("directory", task, drop=self.rng.random() < 0.4):
+            self.expected_directory = directory_of_org(org)
+        elif self.expected_directory is None:
+            return
+        got = directory_in_warehouse(self.db_url)
+        if got != self.expected_directory:
+            self.violation(n, "the directory tables differ from the last complete snapshot")
+
+    def send(self, n: int) -> None:
+        day = weekday(n)
+        org = generate_org(**ORG)
+        data = demo_data.generate(org, first_day=day, days=1, interviewers=60, per_day=12, seed=n)
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            create_platform_schema(conn)
+            demo_data.load(conn, data)
+        windows = [(datetime.combine(day, clock(h, 23), LOCAL_TZ), datetime.combine(day, clock(h, 33), LOCAL_TZ))
+                   for h in (8, 9, 10)]  # fmt: skip
+        claimant = Claimant("chaos", f"round-{n}", "send")
+
+        def task() -> None:
+            interviews.refresh()
+            interviews.send_digest(day, claimant)
+            for start, end in windows:
+                interviews.send_reminders(start, end, claimant)
+
+        delivered_before = len(self.sim.messages())
+        if not self.attempts("send", task, kill=self.rng.random() < 0.4):
+            self.sim.clear_faults()  # after the incident, the operator clears the failed task
+            if not self.attempts("send-cleared", task):
+                self.violation(n, "sending failed even without faults")
+        self.check_messages(n, day, windows, delivered_before)
+
+    def check_messages(self, n: int, day: date, windows: list, delivered_before: int) -> None:
+        with psycopg.connect(self.db_url) as wh:
+            due, _ = digest_messages(wh, wh, day)
+            for start, end in windows:
+                due += reminder_messages(wh, wh, start, end)[0]
+            rows = wh.execute(
+                "SELECT dedup_key, lower(recipient), status, reason, msgid FROM wecom.message_log"
+                " WHERE dedup_key = ANY(%s)",
+                ([m.dedup_key for m in due],),
+            ).fetchall()
+        ledger = {(key, recipient): (status, reason, msgid) for key, recipient, status, reason, msgid in rows}
+        if not due:
+            self.violation(n, "no message was due: the round tests nothing")
+        for message in due:
+            status, reason, _ = ledger.get((message.dedup_key, message.recipient.lower()), (None, None, None))
+            if status is None:
+                self.violation(n, f"{message.dedup_key} is neither sent nor in the ledger")
+            elif status != "sent" and not reason:
+                self.violation(n, f"{message.dedup_key} is {status} without a reason")
+            elif status == "pending":
+                self.violation(n, f"{message.dedup_key} is still pending after the round")
+        delivered = self.sim.messages()
+        everything = {(m["msgid"], m["userid"]) for m in delivered}
+        sent = {
+            (msgid, recipient) for (_, recipient), (status, _, msgid) in ledger.items() if status == "sent"
+        }
+        if sent - everything:
+            self.violation(n, f"{len(sent - everything)} messages the ledger calls sent were never delivered")
+        new = {(m["msgid"], m["userid"]) for m in delivered[delivered_before:]}
+        with psycopg.connect(self.db_url) as wh:
+            recorded = set(wh.execute("SELECT msgid, lower(recipient) FROM wecom.message_log WHERE status = 'sent'"
+                                      " AND msgid = ANY(%s)", ([m for m, _ in new],)).fetchall())  # fmt: skip
+        if new - recorded:
+            self.violation(n, f"{len(new - recorded)} messages delivered but not recorded as sent")
+        twice = {k for k, c in Counter((m["userid"], m["content"]) for m in delivered).items() if c > 1}
+        if twice - self.seen_twice:
+            self.violation(n, f"{len(twice - self.seen_twice)} messages delivered twice")
+            self.seen_twice |= twice
+        if self.sim.stats()["silent_drops"]:
+            self.violation(n, "WeCom dropped messages silently")
+
+    def violation(self, n: int, what: str) -> None:
+        self.violations.append(f"round {n}: {what}")
+        print(f"  VIOLATION round {n}: {what}", flush=True)
+
+    def round(self, n: int) -> None:
+        self.change_org(n)
+        timer = self.arm_faults()
+        self.sync_directory(n)
+        self.send(n)
+        if timer:
+            timer.cancel()
+            timer.join()
+        self.sim.clear_faults()
+
+
+def worker(task: Callable[[], None], log: Path, kill_after: float | None = None) -> str:
+    """``task`` in a forked worker process writing its own log; 'ok', 'failed' or 'killed'."""
+    process = multiprocessing.get_context("fork").Process(target=_run_logged, args=(task, log))
+    process.start()
+    process.join(kill_after)
+    if process.is_alive():
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+        return "killed"
+    return "ok" if process.exitcode == 0 else "failed"
+
+
+def _run_logged(task: Callable[[], None], log: Path) -> None:
+    with open(log, "a") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)
+    try:
+        task()
+    except BaseException:  # noqa: BLE001 - the worker reports any failure by its exit code
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def directory_of_org(org: dict) -> dict:
+    return {
+        "departments": {(d["id"], d["name"], d.get("parentid")) for d in org["departments"]},
+        "users": {(u["userid"], u["name"]) for u in org["users"]},
+        "memberships": {(u["userid"], d) for u in org["users"] for d in u["department"]},
+    }
+
+
+def directory_in_warehouse(url: str) -> dict:
+    with psycopg.connect(url) as conn:
+        rows = lambda q: set(conn.execute(q).fetchall())  # noqa: E731
+        return {
+            "departments": rows("SELECT department_id, name, parent_id FROM wecom.departments WHERE deleted_at IS NULL"),
+            "users": rows("SELECT userid, name FROM wecom.users WHERE deleted_at IS NULL"),
+            "memberships": rows("SELECT m.userid, m.department_id FROM wecom.user_departments m"
+                                " JOIN wecom.users u USING (userid) WHERE u.deleted_at IS NULL"),
+        }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=PROFILES, default="ci")
+    parser.add_argument("--rounds", type=int, help="overrides the profile's number of rounds")
+    parser.add_argument("--seed", type=int, default=20261129)
+    args = parser.parse_args(argv)
+    rounds = args.rounds or PROFILES[args.profile]
+    shutil.rmtree(HOME, ignore_errors=True)
+    logs = HOME / "logs"
+    logs.mkdir(parents=True)
+    began = time.monotonic()
+    sim_args = (
+        "--users",
+        str(ORG["users"]),
+        "--departments",
+        str(ORG["departments"]),
+        "--seed",
+        str(ORG["seed"]),
+    )
+    with scratch_database("wecom_chaos") as db_url, simulator_process(*sim_args) as sim_url:
+        connections = {"wecom_default": wecom_conn_json(sim_url, max_retries=3, retry_backoff=0.1),
+                       "wecom_warehouse": postgres_conn_json(db_url)}  # fmt: skip
+        with airflow_connections(**connections):
+            sim = SimulatorAdmin(sim_url)
+            chaos = Chaos(random.Random(args.seed), sim, db_url, logs)
+            for n in range(rounds):
+                chaos.round(n)
+                print(f"round {n + 1}/{rounds}: {sum(chaos.faults.values())} faults so far, "
+                      f"{len(chaos.violations)} violations", flush=True)  # fmt: skip
+            leaks, scanned = find_leaks(sim.credentials(), [*postgres_rows(db_url), *files(logs)])
+            stats = sim.stats()
+    for name, where in leaks:
+        print(f"LEAK: {name} in {where}")
+    figures = {
+        "rounds": rounds,
+        "seed": args.seed,
+        "faults_injected": sum(chaos.faults.values()),
+        "faults_fired_by_simulator": stats["faults_fired"],
+        "faults": dict(sorted(chaos.faults.items())),
+        "messages_delivered": stats["delivered"],
+        "duplicates_absorbed": stats["duplicates_absorbed"],
+        "gettoken_calls": stats["calls"].get("gettoken", 0),
+        "violations": len(chaos.violations),
+        "leaks": len(leaks),
+        "places_scanned": scanned,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    print(json.dumps(figures, ensure_ascii=False, indent=1))
+    if chaos.violations or leaks:
+        print("CHAOS FAILED")
+        return 1
+    print("CHAOS PASSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
