@@ -45,6 +45,7 @@ with DAG(
     default_args={
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,  # an outage gets 2, 4, 8 minutes (the scheduler caps the delay)
         "on_failure_callback": alert_callbacks(),
     },
     params={

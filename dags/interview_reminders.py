@@ -40,6 +40,7 @@ with DAG(
     default_args={
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,  # 1, then 2 minutes: still ahead of the 30-minute lead
         "on_failure_callback": alert_callbacks(),
     },
     params={

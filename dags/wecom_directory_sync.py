@@ -41,7 +41,7 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["wecom", "directory"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": 2.0},
     params={
         "allow_mass_removal": Param(
             False, type="boolean", description="Apply even if more than max_removal_share of members vanish."

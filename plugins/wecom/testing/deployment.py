@@ -189,7 +189,7 @@ def airflow_env(home: Path, metadata_url: str, broker_url: str, api_port: int, q
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        # Time runs faster here than in production: retries wait seconds, not minutes.
+        # Time runs faster here than in production: retries (exponential backoff) wait at most 5 s.
         "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
