@@ -147,6 +147,16 @@ class Claimant:
         return f"{self.dag_id}/{self.task_id}/{self.run_id}/{self.map_index}"
 
 
+def settled(conn: Any, keys: list[str]) -> set[str]:
+    """The keys the ledger has settled for good (sent, skipped, expired): no need to even render them."""
+    rows = conn.execute(
+        "SELECT dedup_key FROM wecom.message_log WHERE dedup_key = ANY(%s)"
+        " AND status IN ('sent', 'skipped', 'expired')",
+        (keys,),
+    )
+    return {key for (key,) in rows}
+
+
 class Sender:
     """Sends ``Outgoing`` messages once each through one app, recording everything in the ledger."""
 
@@ -271,9 +281,11 @@ class Sender:
         schedule: list[tuple[float, Outgoing]] = []
         deferred: list[tuple[Outgoing, float]] = []
         with self.conn.transaction():
-            for recipient in personal:  # sorted: no deadlocks between concurrent senders
+            if personal:  # in sorted order, in one round trip: no deadlocks between concurrent senders
                 self.conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"wecom.member:{recipient}",)
+                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+                    " FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k OFFSET 0) AS ordered",
+                    ([f"wecom.member:{r}" for r in personal],),
                 )
             before = time.time()
             now = self.conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()[0]

@@ -324,14 +324,19 @@ class WeComHook(BaseHook):
         headers: dict[str, str] | None,
     ) -> dict[str, Any] | WeComTransientError:
         """The decoded body, or the transient error that describes why there is none."""
+        session = self.session
         try:
-            response = self.session.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
+            # Prepared here and sent with explicit settings: Session.request would merge cookies, hooks
+            # and settings on every call (about half a millisecond each, per message).
+            request = requests.PreparedRequest()
+            request.prepare(method=method, url=url, params=params, data=data,
+                            headers={**session.headers, **(headers or {})})  # fmt: skip
+            response = session.send(
+                request,
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                proxies=session.proxies,
+                verify=session.verify,
+                allow_redirects=False,
             )
         except requests.Timeout:
             return WeComTransientError(-1, "timed out", path)

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from wecom import sql
-from wecom.delivery import Outgoing
+from wecom.delivery import Outgoing, settled
 from wecom.interviews.mapping import MAPPING, QUERIES, lookup, report_unmapped
 from wecom.interviews.render import LOCAL_TZ, Interview, local, render
 from wecom.messages import markdown, split_markdown
@@ -148,13 +148,17 @@ def reminder_messages(
             key = f"reminder:{interview.interview_id}:{interview.starts_at.isoformat()}:{userid}"
             expires = None if send_stale else interview.starts_at  # once it started, a reminder is noise
             messages += _personal(key, userid, render("reminder", language, i=interview), expires)
-    feedback = 0
+    nudges = {}
     for interview, person in owed:
         userid = mapping.get(person, (None, ""))[0]
         if userid:
-            key = f"feedback:{interview.interview_id}:{userid}:{nudge_day}"
+            nudges[f"feedback:{interview.interview_id}:{userid}:{nudge_day}"] = (interview, userid)
+    # Every window of the day sees the same owed feedback: render only the nudges not yet settled today.
+    done = settled(warehouse, list(nudges))
+    for key, (interview, userid) in nudges.items():
+        if key not in done:
             messages += _personal(key, userid, render("feedback", language, i=interview, day=nudge_day), None)
-            feedback += 1
+    feedback = len(nudges)
     report = {"window": [window_start.isoformat(), window_end.isoformat()], "reminders_due": len(due),
               "feedback_owed": feedback, "unmapped": unmapped}  # fmt: skip
     return messages, report
