@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/directory_sync.py
 	$(BIN)/python bench/reminder_scan.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*.egg-info .demo .e2e .chaos test-artifacts

@@ -10,7 +10,8 @@ Every 10 minutes (at :03, :13, ... Asia/Shanghai, off the :00/:30 rush), for the
 - a feedback nudge for interviews that ended more than `feedback_after_hours` (2) ago without this
   interviewer's feedback: at most once a day.
 
-**Backfill after an outage**: `airflow backfill create --dag-id interview_reminders --from-date A --to-date B`.
+**Backfill after an outage**: `airflow backfill create --dag-id interview_reminders --reprocess-behavior failed
+--from-date A --to-date B` (A and B are interval starts; `failed` re-runs the runs that failed in the outage).
 Reminders for interviews that have already started are recorded as `expired` (not sent) unless the backfill
 has run conf `{"send_stale": true}`; reminders still ahead are sent; feedback nudges are sent; re-running
 intervals already done sends nothing new (see `wecom.message_log`).
