@@ -29,6 +29,7 @@ from wecom.hooks import WeComHook
 from wecom.simulator import SimulatorAdmin
 from wecom.testing.environment import (
     airflow_connections,
+    org_args,
     postgres_conn_json,
     scratch_database,
     simulator_process,
@@ -124,7 +125,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    sim_args = ("--users", str(args.users), "--departments", str(args.departments), "--seed", "11")
+    sim_args = org_args(args.users, args.departments, seed=11)
     with scratch_database() as db_url, simulator_process(*sim_args) as sim_url:
         admin = SimulatorAdmin(sim_url)
         with airflow_connections(

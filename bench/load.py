@@ -34,6 +34,7 @@ from wecom.interviews.tasks import create_platform_schema
 from wecom.simulator import SimulatorAdmin, generate_org
 from wecom.testing.environment import (
     airflow_connections,
+    org_args,
     postgres_conn_json,
     scratch_database,
     simulator_process,
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--interviewers", type=int, default=5_000)
     parser.add_argument("--latency-ms", type=float, default=5.0)
     args = parser.parse_args()
-    sim_args = ("--users", str(args.users), "--departments", str(args.departments), "--seed", "1")
+    sim_args = org_args(args.users, args.departments, seed=1)
     with scratch_database("wecom_load") as db_url, simulator_process(*sim_args) as sim_url:
         connections = {
             "wecom_default": wecom_conn_json(sim_url),

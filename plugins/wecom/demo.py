@@ -25,7 +25,7 @@ from wecom.interviews import demo_data
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.tasks import create_platform_schema
 from wecom.simulator.org import generate_org
-from wecom.testing.environment import postgres_conn_json, simulator_process, wecom_conn_json
+from wecom.testing.environment import org_args, postgres_conn_json, simulator_process, wecom_conn_json
 from wecom.testing.postgres import Server, find_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,15 +70,9 @@ def airflow(env: dict[str, str], *args: str, quiet: bool = True) -> None:
 def setup() -> Iterator[tuple[str, str, dict[str, str]]]:
     server = find_server(data_dir=DEMO / "pg")
     db_url = database(server)
-    args = [
-        "--users",
-        str(ORG["users"]),
-        "--departments",
-        str(ORG["departments"]),
-        "--seed",
-        str(ORG["seed"]),
-    ]
-    with simulator_process(*args, "--port", os.environ.get("WECOM_SIMULATOR_PORT", "0")) as sim_url:
+    with simulator_process(
+        *org_args(**ORG), "--port", os.environ.get("WECOM_SIMULATOR_PORT", "0")
+    ) as sim_url:
         seed_interviews(db_url)
         env = airflow_env(db_url, sim_url)
         print(f"PostgreSQL: {server.database_url(DATABASE)}\nWeCom simulator: {sim_url}")

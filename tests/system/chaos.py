@@ -56,6 +56,7 @@ from wecom.interviews.tasks import create_platform_schema  # noqa: E402
 from wecom.simulator import SimulatorAdmin, generate_org  # noqa: E402
 from wecom.testing.environment import (  # noqa: E402
     airflow_connections,
+    org_args,
     postgres_conn_json,
     scratch_database,
     simulator_process,
@@ -96,14 +97,14 @@ class Chaos:
     def attempts(self, name: str, task: Callable[[], None], kill: bool = False, drop: bool = False) -> bool:
         """Run ``task`` in a worker process, retried like an Airflow task; True when an attempt succeeded."""
         for attempt in range(1 + RETRIES):
-            done = threading.Event()
-            dropper = threading.Thread(target=self.drop_merge_connection, args=(done,))
+            done, dropper = threading.Event(), None
             if drop and attempt == 0:
+                dropper = threading.Thread(target=self.drop_merge_connection, args=(done,))
                 dropper.start()
             kill_after = self.rng.uniform(0.05, 0.6) if kill and attempt == 0 else None
             outcome = worker(task, self.logs / f"{name}.log", kill_after=kill_after)
             done.set()
-            if dropper.ident:
+            if dropper:
                 dropper.join()
             if outcome == "killed":
                 self.faults["worker killed mid-task"] += 1
@@ -316,14 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = HOME / "logs"
     logs.mkdir(parents=True)
     began = time.monotonic()
-    sim_args = (
-        "--users",
-        str(ORG["users"]),
-        "--departments",
-        str(ORG["departments"]),
-        "--seed",
-        str(ORG["seed"]),
-    )
+    sim_args = org_args(**ORG)
     with scratch_database("wecom_chaos") as db_url, simulator_process(*sim_args) as sim_url:
         connections = {"wecom_default": wecom_conn_json(sim_url, max_retries=3, retry_backoff=0.1),
                        "wecom_warehouse": postgres_conn_json(db_url)}  # fmt: skip

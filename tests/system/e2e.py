@@ -24,6 +24,7 @@ from wecom.interviews.schedule import REMINDER_INTERVAL
 from wecom.interviews.tasks import create_platform_schema
 from wecom.simulator import SimulatorAdmin, generate_org
 from wecom.testing.deployment import Deployment, deployment, leftover_processes
+from wecom.testing.environment import org_args
 from wecom.testing.leaks import files, find_leaks, postgres_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,14 +245,7 @@ def main() -> None:
     shutil.rmtree(HOME, ignore_errors=True)
     figures: dict = {}
     began = time.monotonic()
-    sim_args = (
-        "--users",
-        str(ORG["users"]),
-        "--departments",
-        str(ORG["departments"]),
-        "--seed",
-        str(ORG["seed"]),
-    )
+    sim_args = org_args(**ORG)
     with deployment(HOME, simulator_args=sim_args) as d:
         figures["startup_s"] = round(time.monotonic() - began, 1)
         print(f"Deployment up in {figures['startup_s']} s: {', '.join(d.processes)}", flush=True)

@@ -128,7 +128,7 @@ def _stop_all(processes: dict[str, subprocess.Popen], marker: str) -> list[str]:
             killed.append(name)
             _signal_group(process.pid, signal.SIGKILL)
             process.wait(10)
-    for pid in _marked_processes(marker):  # anything that left its process group
+    for pid in leftover_processes(marker):  # anything that left its process group
         killed.append(f"pid {pid}")
         os.kill(pid, signal.SIGKILL)
     return killed
@@ -149,7 +149,7 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _marked_processes(marker: str) -> list[int]:
+def leftover_processes(marker: str) -> list[int]:
     """Live processes whose environment carries this run's marker (zombies have none)."""
     found = []
     needle = f"{MARKER}={marker}".encode()
@@ -161,11 +161,6 @@ def _marked_processes(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def leftover_processes(marker: str) -> list[int]:
-    """Processes of a finished run still alive (should be none)."""
-    return _marked_processes(marker)
 
 
 def airflow_env(home: Path, metadata_url: str, broker_url: str, api_port: int, queue: str) -> dict[str, str]:

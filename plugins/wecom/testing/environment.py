@@ -56,6 +56,11 @@ def scratch_database(prefix: str = "wecom_bench") -> Iterator[str]:
         server.stop()
 
 
+def org_args(users: int, departments: int, seed: int = 1) -> tuple[str, ...]:
+    """``wecom-simulator`` arguments for an org of this size (the same org ``generate_org`` makes)."""
+    return ("--users", str(users), "--departments", str(departments), "--seed", str(seed))
+
+
 @contextmanager
 def simulator_process(*args: str) -> Iterator[str]:
     """``wecom-simulator`` in its own process (no GIL shared with the client); yields its URL."""
