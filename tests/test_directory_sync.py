@@ -183,6 +183,28 @@ def test_member_left_and_came_back(sync, db, sim_admin, simulator):
     assert periods == [(False,), (True,)]
 
 
+def test_userid_respelled_in_another_case_keeps_one_member_and_moves_memberships(
+    sync, db, sim_admin, simulator
+):
+    assert sync() == "success"
+    user = dict(next(u for u in simulator.state.org.users.values() if u["userid"].islower()))
+    old, new = user["userid"], user["userid"].upper()
+    departments = sorted(user["department"])
+    sim_admin.mutate(
+        {"op": "remove_user", "userid": old}, {"op": "add_user", "user": {**user, "userid": new}}
+    )
+    assert sync() == "success"
+    assert db.execute("SELECT userid FROM wecom.users WHERE lower(userid) = %s", (old,)).fetchall() == [
+        (new,)
+    ]
+    memberships = (
+        "SELECT array_agg(department_id ORDER BY department_id) FROM wecom.user_departments WHERE userid = %s"
+    )
+    assert one(db, memberships, new) == departments
+    assert one(db, memberships, old) is None
+    assert last_run(db)["users_changed"] == 1 and last_run(db)["users_removed"] == 0
+
+
 def test_one_failing_department_leaves_every_table_untouched(sync, db, sim_admin, simulator):
     assert sync() == "success"
     before = row_versions(db)

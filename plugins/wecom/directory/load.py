@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import itertools
 import logging
+import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg import Rollback
+from psycopg.copy import Copy, FileWriter
 
 from wecom import sql
 from wecom.directory.snapshot import DEPARTMENT_COLUMNS, MEMBERSHIP_COLUMNS, USER_COLUMNS, Snapshot
@@ -15,12 +22,13 @@ log = logging.getLogger(__name__)
 
 MERGE = "directory/merge.sql"
 # Each statement's row count is the figure recorded in sync_runs under the name beside it; the two
-# updates return a flag per row (restored, else changed) and feed two figures.
+# updates return a flag per row (restored, else changed) and feed two figures. Removals run before
+# inserts: new rows are in the snapshot by definition, so the anti-joins only look at older rows.
 APPLY_ORDER = (
     ("update_departments", ("departments_restored", "departments_changed")),
-    ("insert_departments", "departments_added"), ("remove_departments", "departments_removed"),
+    ("remove_departments", "departments_removed"), ("insert_departments", "departments_added"),
     ("update_users", ("users_restored", "users_changed")),
-    ("insert_users", "users_added"), ("remove_users", "users_removed"),
+    ("remove_users", "users_removed"), ("insert_users", "users_added"),
     ("remove_memberships", "memberships_removed"), ("update_memberships", "memberships_changed"),
     ("insert_memberships", "memberships_added"),
     ("close_departments_history", None), ("open_departments_history", None),
@@ -37,6 +45,13 @@ ANALYZE_AFTER = {
     "open_users_history": "wecom.users_history (userid, valid_to)",
     "open_memberships_history": "wecom.user_departments_history (userid, department_id, valid_to)",
 }
+STAGING_COLUMNS = {
+    "departments": DEPARTMENT_COLUMNS,
+    "users": USER_COLUMNS,
+    "user_departments": MEMBERSHIP_COLUMNS,
+}
+# Versions the staged text's format: a loader that formats rows differently never matches an old digest.
+DIGEST_VERSION = b"wecom-directory-v2"
 STAGING_KEYS = {
     "departments": "(snapshot_id, department_id)",
     "users": "(snapshot_id, userid)",
@@ -86,51 +101,65 @@ def last_applied_digest(conn: Any) -> str | None:
 def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None) -> int:
     """COPY a complete snapshot into staging in one transaction; returns its id.
 
-    A snapshot identical to the last applied one (same digest) is recorded as ``unchanged`` and its rows
-    are not copied: applying it would write nothing.
+    Rows are formatted once, in key order and in chunks: each chunk goes into the snapshot's digest and
+    is sent while the next one is formatted. A snapshot identical to the last applied one (same digest)
+    keeps no rows and is marked ``unchanged``: applying it would write nothing.
     """
-    digest, counts = snapshot.digest(), snapshot.counts()
-    unchanged = digest == last_applied_digest(conn)
+    counts, last_digest = snapshot.counts(), last_applied_digest(conn)
+    digest = hashlib.sha256(DIGEST_VERSION)
     with conn.transaction():
         snapshot_id = conn.execute(
-            "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
-            (dag_run_id, digest, unchanged, counts["departments"], counts["users"], counts["memberships"]),
+            "INSERT INTO wecom_staging.snapshots (dag_run_id, departments, users, memberships)"
+            " VALUES (%s, %s, %s, %s) RETURNING snapshot_id",
+            (dag_run_id, counts["departments"], counts["users"], counts["memberships"]),
         ).fetchone()[0]
-        if unchanged:
-            log.info("Snapshot %s is identical to the last applied one: nothing to stage", snapshot_id)
-            return snapshot_id
-        with conn.cursor() as cur:
-            _copy(
-                cur,
-                "departments",
-                DEPARTMENT_COLUMNS,
-                ((snapshot_id, *d) for d in snapshot.departments.values()),
-            )
-            _copy(
-                cur,
-                "users",
-                USER_COLUMNS,
-                ((snapshot_id, *(u[c] for c in USER_COLUMNS)) for u in snapshot.users.values()),
-            )
-            _copy(
-                cur,
-                "user_departments",
-                MEMBERSHIP_COLUMNS,
-                (
-                    (snapshot_id, userid, dept, order, leader)
-                    for (userid, dept), (order, leader) in snapshot.memberships.items()
-                ),
-            )
-    log.info("Staged snapshot %s: %s", snapshot_id, snapshot.counts())
+        with conn.transaction(), conn.cursor() as cur:  # a savepoint: its rows go if they change nothing
+            for table, rows in _staging_rows(snapshot):
+                digest.update(b"\x00%s\x00" % table.encode())
+                columns = ", ".join(("snapshot_id", *STAGING_COLUMNS[table]))
+                with cur.copy(f"COPY wecom_staging.{table} ({columns}) FROM STDIN") as copy:
+                    for text in _copy_text(cur, rows):
+                        digest.update(text)  # the digest must not depend on the snapshot id
+                        copy.write(_with_first_column(text, snapshot_id))
+            unchanged = digest.hexdigest() == last_digest
+            if unchanged:
+                raise Rollback()
+        conn.execute(
+            "UPDATE wecom_staging.snapshots SET digest = %s, unchanged = %s WHERE snapshot_id = %s",
+            (digest.hexdigest(), unchanged, snapshot_id),
+        )
+    if unchanged:
+        log.info("Snapshot %s is identical to the last applied one: nothing staged", snapshot_id)
+    else:
+        log.info("Staged snapshot %s: %s", snapshot_id, counts)
     return snapshot_id
 
 
-def _copy(cur: Any, table: str, columns: tuple[str, ...], rows: Any) -> None:
-    column_list = ", ".join(("snapshot_id", *columns))
-    with cur.copy(f"COPY wecom_staging.{table} ({column_list}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+def _staging_rows(snapshot: Snapshot) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
+    """Each staging table's rows in key order, so the same directory always gives the same text."""
+    user_row = operator.itemgetter(*USER_COLUMNS)
+    yield "departments", (snapshot.departments[key] for key in sorted(snapshot.departments))
+    yield "users", (user_row(snapshot.users[key]) for key in sorted(snapshot.users))
+    yield "user_departments", ((*key, *snapshot.memberships[key]) for key in sorted(snapshot.memberships))
+
+
+def _copy_text(cur: Any, rows: Iterator[tuple[Any, ...]], chunk: int = 5000) -> Iterator[bytes]:
+    """Rows in COPY text format, whole rows per piece, formatted by psycopg with the connection's adapters."""
+    while batch := list(itertools.islice(rows, chunk)):
+        buffer = io.BytesIO()
+        with Copy(cur, writer=FileWriter(buffer)) as copy:
+            for row in batch:
+                copy.write_row(row)
+        yield buffer.getvalue()
+
+
+def _with_first_column(text: bytes, value: int) -> bytes:
+    """Whole rows of COPY text, each prefixed with one more column. COPY escapes newlines inside values,
+    so every newline byte ends a row."""
+    if not text.endswith(b"\n"):
+        raise ValueError("COPY text must hold whole rows")
+    prefix = b"%d\t" % value
+    return prefix + text[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
 
 
 def drop_stale_snapshots(conn: Any, keep: int | None = None) -> None:

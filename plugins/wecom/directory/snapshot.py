@@ -6,7 +6,6 @@ the whole fetch, so a partial directory can never be applied (and never soft-del
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -42,17 +41,6 @@ class Snapshot:
     departments: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # key: lowercased userid
     memberships: dict[tuple[str, int], tuple[int, bool]] = field(default_factory=dict)
-
-    def digest(self) -> str:
-        """A fingerprint of the whole snapshot (same directory, same digest), versioned with the loader."""
-        h = hashlib.sha256(b"wecom-directory-v1")
-        for dept_id in sorted(self.departments):
-            h.update(repr(self.departments[dept_id]).encode())
-        for key in sorted(self.users):
-            h.update(repr(sorted(self.users[key].items())).encode())
-        for membership in sorted(self.memberships):
-            h.update(repr((membership, self.memberships[membership])).encode())
-        return h.hexdigest()
 
     def counts(self) -> dict[str, int]:
         return {
