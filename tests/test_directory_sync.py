@@ -267,6 +267,38 @@ def test_new_app_without_sensitive_fields_loads_nulls(sync, db, simulator):
     assert one(db, "SELECT count(*) FROM wecom.users") == len(simulator.state.org.users)
 
 
+def test_a_streamed_first_stage_and_a_hashed_restage_agree_on_the_digest(db_url):
+    from wecom import migrations
+    from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
+
+    def snapshot(position: str) -> Snapshot:
+        result = Snapshot()
+        result.departments[1] = (1, "总公司", None, 0, 0, [])
+        for n in range(12):
+            member = {"userid": f"user{n}", "name": f"成员{n}", "position": position, "department": [1]}
+            add_member(result, normalize_member(member, 1))
+        return result
+
+    def staged(conn, snapshot_id):
+        return conn.execute(
+            "SELECT unchanged, (SELECT count(*) FROM wecom_staging.users WHERE snapshot_id = %s)"
+            " FROM wecom_staging.snapshots WHERE snapshot_id = %s",
+            (snapshot_id, snapshot_id),
+        ).fetchone()
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        migrations.apply_migrations(conn)
+        first = stage_snapshot(conn, snapshot("工程师"), chunk=5)  # nothing applied yet: streamed
+        assert staged(conn, first) == (False, 12)
+        apply_snapshot(conn, first, RemovalGuard())
+        again = stage_snapshot(conn, snapshot("工程师"), chunk=5)  # formatted and hashed before sending
+        assert staged(conn, again) == (True, 0)
+        apply_snapshot(conn, again, RemovalGuard())
+        changed = stage_snapshot(conn, snapshot("经理"), chunk=5)
+        assert staged(conn, changed) == (False, 12)
+        assert apply_snapshot(conn, changed, RemovalGuard(allow_mass_removal=True))["users_changed"] == 12
+
+
 def test_members_are_deduplicated_case_insensitively_with_memberships_united():
     snapshot = Snapshot()
     first = {"userid": "ZhangWei", "name": "张伟", "department": [2], "order": [5]}

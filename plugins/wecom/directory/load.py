@@ -7,12 +7,11 @@ import io
 import itertools
 import logging
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
-from psycopg import Rollback
 from psycopg.copy import Copy, FileWriter
 
 from wecom import sql
@@ -98,41 +97,57 @@ def last_applied_digest(conn: Any) -> str | None:
     return row[0] if row else None
 
 
-def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None) -> int:
+def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None, chunk: int = 5000) -> int:
     """COPY a complete snapshot into staging in one transaction; returns its id.
 
-    Rows are formatted once, in key order and in chunks: each chunk goes into the snapshot's digest and
-    is sent while the next one is formatted. A snapshot identical to the last applied one (same digest)
-    keeps no rows and is marked ``unchanged``: applying it would write nothing.
+    Rows are formatted once, in key order and in chunks; the snapshot's digest is taken of that text.
+    When an earlier sync was applied, everything is formatted and hashed first: a snapshot identical to
+    the last applied one is recorded as ``unchanged`` and nothing is sent (applying it would write
+    nothing). On a first sync there is nothing to compare with, so each chunk is sent while the next one
+    is formatted.
     """
     counts, last_digest = snapshot.counts(), last_applied_digest(conn)
     digest = hashlib.sha256(DIGEST_VERSION)
-    with conn.transaction():
-        snapshot_id = conn.execute(
-            "INSERT INTO wecom_staging.snapshots (dag_run_id, departments, users, memberships)"
-            " VALUES (%s, %s, %s, %s) RETURNING snapshot_id",
-            (dag_run_id, counts["departments"], counts["users"], counts["memberships"]),
-        ).fetchone()[0]
-        with conn.transaction(), conn.cursor() as cur:  # a savepoint: its rows go if they change nothing
-            for table, rows in _staging_rows(snapshot):
-                digest.update(b"\x00%s\x00" % table.encode())
+    with conn.cursor() as cur, conn.cursor() as formatter:
+        tables = [(table, _copy_text(formatter, rows, chunk)) for table, rows in _staging_rows(snapshot)]
+        if last_digest is not None:
+            tables = [(table, list(_hashed(digest, table, chunks))) for table, chunks in tables]
+            if digest.hexdigest() == last_digest:
+                snapshot_id = _record_snapshot(conn, dag_run_id, counts, digest.hexdigest(), unchanged=True)
+                log.info("Snapshot %s is identical to the last applied one: nothing staged", snapshot_id)
+                return snapshot_id
+        else:
+            tables = [(table, _hashed(digest, table, chunks)) for table, chunks in tables]
+        with conn.transaction():
+            snapshot_id = _record_snapshot(conn, dag_run_id, counts, None, unchanged=False)
+            for table, chunks in tables:
                 columns = ", ".join(("snapshot_id", *STAGING_COLUMNS[table]))
                 with cur.copy(f"COPY wecom_staging.{table} ({columns}) FROM STDIN") as copy:
-                    for text in _copy_text(cur, rows):
-                        digest.update(text)  # the digest must not depend on the snapshot id
+                    for text in chunks:
                         copy.write(_with_first_column(text, snapshot_id))
-            unchanged = digest.hexdigest() == last_digest
-            if unchanged:
-                raise Rollback()
-        conn.execute(
-            "UPDATE wecom_staging.snapshots SET digest = %s, unchanged = %s WHERE snapshot_id = %s",
-            (digest.hexdigest(), unchanged, snapshot_id),
-        )
-    if unchanged:
-        log.info("Snapshot %s is identical to the last applied one: nothing staged", snapshot_id)
-    else:
-        log.info("Staged snapshot %s: %s", snapshot_id, counts)
+            conn.execute(
+                "UPDATE wecom_staging.snapshots SET digest = %s WHERE snapshot_id = %s",
+                (digest.hexdigest(), snapshot_id),
+            )
+    log.info("Staged snapshot %s: %s", snapshot_id, counts)
     return snapshot_id
+
+
+def _record_snapshot(conn: Any, dag_run_id: str | None, counts: dict[str, int], digest: str | None,
+                     unchanged: bool) -> int:  # fmt: skip
+    return conn.execute(
+        "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
+        (dag_run_id, digest, unchanged, counts["departments"], counts["users"], counts["memberships"]),
+    ).fetchone()[0]
+
+
+def _hashed(digest: Any, table: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks, each added to the digest as it passes (so the digest never depends on the snapshot id)."""
+    digest.update(b"\x00%s\x00" % table.encode())
+    for text in chunks:
+        digest.update(text)
+        yield text
 
 
 def _staging_rows(snapshot: Snapshot) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
