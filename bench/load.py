@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from wecom import warehouse
-from wecom.delivery import Claimant, MemberLimits, Sender
+from wecom.delivery import Claimant, MemberLimits, Sender, Summary
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
 from wecom.interviews import demo_data
@@ -64,15 +64,19 @@ class ApiClock:
 
 
 def measure(label: str, work: Any, hook: WeComHook) -> dict[str, Any]:
+    """``work`` returns the Summary of what it sent; its limit_wait_seconds is time slept for WeCom's
+    per-member windows, which a day of reminders squeezed into a minute or two hits and a real day does not."""
     clock = ApiClock(hook)
     started = time.perf_counter()
-    sent = work()
+    summary = work()
     wall = time.perf_counter() - started
-    own = wall - clock.seconds
-    print(f"{label}: {sent:,} messages in {wall:.1f} s ({sent / wall:,.0f} msg/s); {clock.calls:,} API calls, "
-          f"waiting on the API {clock.seconds:.1f} s ({clock.seconds / wall:.0%}), "
-          f"own work {own:.1f} s ({own / wall:.0%}, {own / max(sent, 1) * 1000:.2f} ms per message)")  # fmt: skip
-    return {"wall": wall, "api": clock.seconds, "own": own, "sent": sent}
+    waited = summary.limit_wait_seconds
+    own = wall - clock.seconds - waited
+    print(f"{label}: {summary.sent:,} messages in {wall:.1f} s ({summary.sent / wall:,.0f} msg/s); "
+          f"{clock.calls:,} API calls, waiting on the API {clock.seconds:.1f} s ({clock.seconds / wall:.0%}), "
+          f"on per-member limits {waited:.1f} s ({waited / wall:.0%}), own work {own:.1f} s ({own / wall:.0%}, "
+          f"{own / max(summary.sent, 1) * 1000:.2f} ms per message)")  # fmt: skip
+    return {"wall": wall, "api": clock.seconds, "waited": waited, "own": own, "sent": summary.sent}
 
 
 def main() -> None:
@@ -108,8 +112,10 @@ def main() -> None:
             stats = admin.stats()
     total_wall = sum(r["wall"] for r in results)
     total_own = sum(r["own"] for r in results)
+    total_waited = sum(r["waited"] for r in results)
     print(f"Altogether: {sum(r['sent'] for r in results):,} messages in {total_wall:.1f} s; own work "
-          f"{total_own / total_wall:.1%} of the time (goal < 20%); the simulator delivered {stats['delivered']:,}, "
+          f"{total_own / total_wall:.1%} of the time (goal < 20%), of the time not slept for per-member limits "
+          f"{total_own / (total_wall - total_waited):.1%}; the simulator delivered {stats['delivered']:,}, "
           f"dropped {stats['silent_drops']} silently, answered 45033 {stats['concurrency_rejections']} times")  # fmt: skip
 
 
@@ -118,20 +124,20 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with warehouse.connect_current() as wh:
         refresh_mapping(wh, wh)
 
-        def digest() -> int:
+        def digest() -> Summary:
             messages, _ = digest_messages(wh, wh, DAY)
             sender = Sender(hook, wh, Claimant("load", "digest", "send"), limits=MemberLimits())
-            return sender.send(messages).sent
+            return sender.send(messages)
 
-        def reminders() -> int:
+        def reminders() -> Summary:
             sender = Sender(hook, wh, Claimant("load", "reminders", "send"), limits=MemberLimits())
             first = datetime.combine(DAY, clock(0, 3), LOCAL_TZ)  # the schedule's first interval of the day
-            sent = 0
+            summary = Summary()
             for n in range(144):
                 window_start = first + n * REMINDER_INTERVAL
                 messages, _ = reminder_messages(wh, wh, window_start, window_start + REMINDER_INTERVAL)
-                sent += sender.send(messages).sent
-            return sent
+                summary.add(sender.send(messages))
+            return summary
 
         return [measure("Digest for the day", digest, hook), measure("A day of reminders", reminders, hook)]
 

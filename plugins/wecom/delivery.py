@@ -111,12 +111,21 @@ class Summary:
     failed: int = 0
     deferred: int = 0
     expired: int = 0
+    limit_wait_seconds: float = 0.0  # slept for WeCom's per-member windows (not our work, not the API's)
     msgids: list[str] = field(default_factory=list)
     invalid_users: list[str] = field(default_factory=list)
     unlicensed_users: list[str] = field(default_factory=list)
 
     def add(self, other: Summary) -> None:
-        for name in ("sent", "already_done", "skipped", "failed", "deferred", "expired"):
+        for name in (
+            "sent",
+            "already_done",
+            "skipped",
+            "failed",
+            "deferred",
+            "expired",
+            "limit_wait_seconds",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.msgids += other.msgids
         self.invalid_users += other.invalid_users
@@ -226,6 +235,7 @@ class Sender:
                 delay = slot - time.time()
                 if delay > 0:
                     time.sleep(delay)
+                    summary.limit_wait_seconds += delay
                 outcome = self._deliver(message, summary)
                 finished = time.time()
                 if message.personal:
