@@ -244,6 +244,22 @@ def test_feedback_nudges_at_most_once_a_day(world, conns, sim_admin):
     assert [m["userid"] for m in nudges] == [world["a"], world["a"]]
 
 
+def test_two_identical_interview_records_get_two_nudges_not_one_absorbed(world, conns, sim_admin):
+    """WeCom's duplicate check drops a byte-identical message: each nudge names its interview."""
+    source, wh = conns
+    source.execute(
+        "INSERT INTO interview.interviews (id, position, candidate_name, start_at, end_at, status, room_url)"
+        " SELECT 8, position, candidate_name, start_at, end_at, status, room_url FROM interview.interviews"
+        " WHERE id = 6"
+    )
+    source.execute("INSERT INTO interview.interview_interviewers (interview_id, user_id) VALUES (8, 1)")
+    refresh_mapping(source, wh)
+    _run_windows(source, wh, at(DAY - timedelta(days=2), 9), 6)
+    nudges = [m["content"] for m in sim_admin.messages() if "请提交面试反馈" in m["content"]]
+    assert len(nudges) == 2 and len(set(nudges)) == 2
+    assert sim_admin.stats()["duplicates_absorbed"] == 0
+
+
 def test_reminders_dag_runs_for_its_data_interval(airflow_db, world, connections, sim_admin):
     dag = load_dag(ROOT / "dags", "interview_reminders")
     # No digest has refreshed wecom.user_mapping: the reminder run maps its interviewers itself.
