@@ -110,8 +110,9 @@ def test_hostile_members_load_exactly_and_reload_writes_nothing(connections, mem
             return
     with warehouse.connect() as conn:
         migrations.apply_migrations(conn)
-        conn.execute("TRUNCATE wecom.users, wecom.departments, wecom.users_history, wecom.departments_history,"
-                     " wecom.user_departments_history, wecom.sync_runs CASCADE")  # fmt: skip
+        conn.execute("TRUNCATE wecom.users, wecom.departments, wecom.users_history_closed,"
+                     " wecom.departments_history_closed, wecom.user_departments_history_closed, wecom.sync_runs"
+                     " CASCADE")  # fmt: skip
         apply_snapshot(conn, stage_snapshot(conn, snapshot), RemovalGuard(allow_mass_removal=True))
         rows = conn.execute("SELECT lower(userid), name, position, alias FROM wecom.users").fetchall()
         expected = {(k, u["name"], u["position"], u["alias"]) for k, u in snapshot.users.items()}

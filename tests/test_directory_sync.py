@@ -36,8 +36,8 @@ def one(db, query, *args):
 
 def row_versions(db) -> set:
     """Every directory row's physical version: unchanged iff nothing wrote it."""
-    tables = ["users", "departments", "user_departments", "users_history", "departments_history",
-              "user_departments_history"]  # fmt: skip
+    tables = ["users", "departments", "user_departments", "users_history_closed", "departments_history_closed",
+              "user_departments_history_closed"]  # fmt: skip
     return {
         (table, *row)
         for table in tables
@@ -297,6 +297,44 @@ def test_a_streamed_first_stage_and_a_hashed_restage_agree_on_the_digest(db_url)
         changed = stage_snapshot(conn, snapshot("经理"), chunk=5)
         assert staged(conn, changed) == (False, 12)
         assert apply_snapshot(conn, changed, RemovalGuard(allow_mass_removal=True))["users_changed"] == 12
+
+
+def test_migration_008_keeps_every_version_of_an_existing_history(db_url, monkeypatch):
+    """A warehouse synced before 008 (every current row with an open twin in history) keeps every version."""
+    from wecom import migrations
+
+    def versions(conn, view):
+        return conn.execute(f"SELECT * FROM wecom.{view} ORDER BY 1, valid_from").fetchall()  # noqa: S608
+
+    everything = migrations.available()
+    views = ("departments_history", "users_history", "user_departments_history")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        monkeypatch.setattr(migrations, "available", lambda: [m for m in everything if m[0] < 8])
+        migrations.apply_migrations(conn)
+        conn.execute("""
+            INSERT INTO wecom.departments (department_id, name, parent_id, first_seen_at, updated_at)
+            VALUES (1, '总公司', 0, '2026-01-01', '2026-01-01'), (2, '研发', 1, '2026-01-01', '2026-02-01');
+            INSERT INTO wecom.departments_history
+                (department_id, name, parent_id, sort_order, leaders, valid_from, valid_to, sync_run_id)
+            VALUES (1, '总公司', 0, 0, '{}', '2026-01-01', NULL, 1), (2, '研发部', 1, 0, '{}', '2026-01-01', '2026-02-01', 1),
+                   (2, '研发', 1, 0, '{}', '2026-02-01', NULL, 2);
+            INSERT INTO wecom.users (userid, name, position, first_seen_at, updated_at)
+            VALUES ('zhangsan', '张三', '经理', '2026-01-01', '2026-02-01');
+            INSERT INTO wecom.users_history (userid, name, position, direct_leader, valid_from, valid_to, sync_run_id)
+            VALUES ('zhangsan', '张三', '工程师', '{}', '2026-01-01', '2026-02-01', 1),
+                   ('zhangsan', '张三', '经理', '{}', '2026-02-01', NULL, 2);
+            INSERT INTO wecom.user_departments (userid, department_id, first_seen_at, updated_at)
+            VALUES ('zhangsan', 2, '2026-02-01', '2026-02-01');
+            INSERT INTO wecom.user_departments_history (userid, department_id, is_leader, valid_from, valid_to, sync_run_id)
+            VALUES ('zhangsan', 1, false, '2026-01-01', '2026-02-01', 1), ('zhangsan', 2, false, '2026-02-01', NULL, 2);
+        """)  # fmt: skip
+        before = {v: versions(conn, v) for v in views}
+        monkeypatch.setattr(migrations, "available", lambda: everything)
+        assert migrations.apply_migrations(conn) == ["008_history_closed_versions.sql"]
+        after = {v: versions(conn, v) for v in views}
+        assert after == before and len(after["departments_history"]) == 3
+        closed = [one(conn, f"SELECT count(*) FROM wecom.{v}_closed") for v in views]  # noqa: S608
+        assert closed == [1, 1, 1]
 
 
 def test_members_are_deduplicated_case_insensitively_with_memberships_united():

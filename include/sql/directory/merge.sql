@@ -19,7 +19,8 @@ SELECT (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_acti
 -- Changed and returning departments; RETURNING says which of the two each row was.
 UPDATE wecom.departments d
 SET name = s.name, name_en = s.name_en, parent_id = s.parent_id, sort_order = s.sort_order,
-    leaders = s.leaders, updated_at = now(), deleted_at = NULL
+    leaders = s.leaders, updated_at = now(), deleted_at = NULL,
+    version_from = now(), version_sync_run_id = %(sync_run_id)s
 FROM (SELECT s.*, t.deleted_at IS NOT NULL AS restoring
       FROM wecom_staging.departments s
       JOIN wecom.departments t ON t.department_id = s.department_id
@@ -31,8 +32,9 @@ WHERE d.department_id = s.department_id
 RETURNING s.restoring;
 
 -- name: insert_departments
-INSERT INTO wecom.departments (department_id, name, name_en, parent_id, sort_order, leaders, first_seen_at, updated_at)
-SELECT s.department_id, s.name, s.name_en, s.parent_id, s.sort_order, s.leaders, now(), now()
+INSERT INTO wecom.departments (department_id, name, name_en, parent_id, sort_order, leaders, first_seen_at, updated_at,
+                               version_from, version_sync_run_id)
+SELECT s.department_id, s.name, s.name_en, s.parent_id, s.sort_order, s.leaders, now(), now(), now(), %(sync_run_id)s
 FROM wecom_staging.departments s
 WHERE s.snapshot_id = %(snapshot_id)s
   AND NOT EXISTS (SELECT 1 FROM wecom.departments d WHERE d.department_id = s.department_id);
@@ -51,8 +53,15 @@ SET userid = s.userid, name = s.name, english_name = s.english_name, alias = s.a
     status = s.status, main_department = s.main_department, direct_leader = s.direct_leader,
     telephone = s.telephone, extattr = s.extattr, mobile = s.mobile, gender = s.gender, email = s.email,
     biz_mail = s.biz_mail, avatar = s.avatar, thumb_avatar = s.thumb_avatar, qr_code = s.qr_code,
-    address = s.address, extra = s.extra, updated_at = now(), deleted_at = NULL
-FROM (SELECT s.*, t.userid AS current_userid, t.deleted_at IS NOT NULL AS restoring
+    address = s.address, extra = s.extra, updated_at = now(), deleted_at = NULL,
+    version_from = CASE WHEN s.new_version THEN now() ELSE u.version_from END,
+    version_sync_run_id = CASE WHEN s.new_version THEN %(sync_run_id)s ELSE u.version_sync_run_id END
+FROM (SELECT s.*, t.userid AS current_userid, t.deleted_at IS NOT NULL AS restoring,
+             t.deleted_at IS NOT NULL
+             OR (t.userid, t.name, t.english_name, t.position, t.status, t.main_department, t.direct_leader)
+                IS DISTINCT FROM
+                (s.userid, s.name, s.english_name, s.position, s.status, s.main_department, s.direct_leader)
+                AS new_version
       FROM wecom_staging.users s
       JOIN wecom.users t ON lower(t.userid) = lower(s.userid)
       WHERE s.snapshot_id = %(snapshot_id)s
@@ -70,10 +79,10 @@ RETURNING s.restoring;
 -- name: insert_users
 INSERT INTO wecom.users (userid, name, english_name, alias, position, status, main_department, direct_leader,
                          telephone, extattr, mobile, gender, email, biz_mail, avatar, thumb_avatar, qr_code,
-                         address, extra, first_seen_at, updated_at)
+                         address, extra, first_seen_at, updated_at, version_from, version_sync_run_id)
 SELECT s.userid, s.name, s.english_name, s.alias, s.position, s.status, s.main_department, s.direct_leader,
        s.telephone, s.extattr, s.mobile, s.gender, s.email, s.biz_mail, s.avatar, s.thumb_avatar, s.qr_code,
-       s.address, s.extra, now(), now()
+       s.address, s.extra, now(), now(), now(), %(sync_run_id)s
 FROM wecom_staging.users s
 WHERE s.snapshot_id = %(snapshot_id)s
   AND NOT EXISTS (SELECT 1 FROM wecom.users u WHERE lower(u.userid) = lower(s.userid));
@@ -93,72 +102,60 @@ WHERE NOT EXISTS (SELECT 1 FROM wecom_staging.user_departments s
 
 -- name: update_memberships
 UPDATE wecom.user_departments m
-SET sort_order = s.sort_order, is_leader = s.is_leader, updated_at = now()
+SET sort_order = s.sort_order, is_leader = s.is_leader, updated_at = now(),
+    version_from = CASE WHEN m.is_leader IS DISTINCT FROM s.is_leader THEN now() ELSE m.version_from END,
+    version_sync_run_id = CASE WHEN m.is_leader IS DISTINCT FROM s.is_leader THEN %(sync_run_id)s
+                               ELSE m.version_sync_run_id END
 FROM wecom_staging.user_departments s
 WHERE s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid AND s.department_id = m.department_id
   AND (m.sort_order, m.is_leader) IS DISTINCT FROM (s.sort_order, s.is_leader);
 
 -- name: insert_memberships
-INSERT INTO wecom.user_departments (userid, department_id, sort_order, is_leader, first_seen_at, updated_at)
-SELECT s.userid, s.department_id, s.sort_order, s.is_leader, now(), now()
+INSERT INTO wecom.user_departments (userid, department_id, sort_order, is_leader, first_seen_at, updated_at,
+                                    version_from, version_sync_run_id)
+SELECT s.userid, s.department_id, s.sort_order, s.is_leader, now(), now(), now(), %(sync_run_id)s
 FROM wecom_staging.user_departments s
 WHERE s.snapshot_id = %(snapshot_id)s
   AND NOT EXISTS (SELECT 1 FROM wecom.user_departments m
                   WHERE m.userid = s.userid AND m.department_id = s.department_id);
 
--- name: close_departments_history
-UPDATE wecom.departments_history h
-SET valid_to = now()
-WHERE h.valid_to IS NULL
-  AND NOT EXISTS (SELECT 1 FROM wecom.departments d
-                  WHERE d.department_id = h.department_id AND d.deleted_at IS NULL
-                    AND (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
-                        IS NOT DISTINCT FROM (h.name, h.name_en, h.parent_id, h.sort_order, h.leaders));
+-- History: each close_* statement runs before its table changes and moves the current version of every
+-- row about to change or go into the closed-history table; the updates and inserts then start new
+-- versions (version_from). The *_history views show both.
 
--- name: open_departments_history
-INSERT INTO wecom.departments_history (department_id, name, name_en, parent_id, sort_order, leaders,
-                                       valid_from, sync_run_id)
-SELECT d.department_id, d.name, d.name_en, d.parent_id, d.sort_order, d.leaders, now(), %(sync_run_id)s
+-- name: close_departments_history
+INSERT INTO wecom.departments_history_closed (department_id, name, name_en, parent_id, sort_order, leaders,
+                                              valid_from, valid_to, sync_run_id)
+SELECT d.department_id, d.name, d.name_en, d.parent_id, d.sort_order, d.leaders, d.version_from, now(),
+       d.version_sync_run_id
 FROM wecom.departments d
+LEFT JOIN wecom_staging.departments s ON s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id
 WHERE d.deleted_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM wecom.departments_history h
-                  WHERE h.department_id = d.department_id AND h.valid_to IS NULL);
+  AND (s.department_id IS NULL
+       OR (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
+          IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders));
 
 -- name: close_users_history
-UPDATE wecom.users_history h
-SET valid_to = now()
-WHERE h.valid_to IS NULL
-  AND NOT EXISTS (SELECT 1 FROM wecom.users u
-                  WHERE u.userid = h.userid AND u.deleted_at IS NULL
-                    AND (u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader)
-                        IS NOT DISTINCT FROM
-                        (h.name, h.english_name, h.position, h.status, h.main_department, h.direct_leader));
-
--- name: open_users_history
-INSERT INTO wecom.users_history (userid, name, english_name, position, status, main_department, direct_leader,
-                                 valid_from, sync_run_id)
+INSERT INTO wecom.users_history_closed (userid, name, english_name, position, status, main_department,
+                                        direct_leader, valid_from, valid_to, sync_run_id)
 SELECT u.userid, u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader,
-       now(), %(sync_run_id)s
+       u.version_from, now(), u.version_sync_run_id
 FROM wecom.users u
+LEFT JOIN wecom_staging.users s ON s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid)
 WHERE u.deleted_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM wecom.users_history h WHERE h.userid = u.userid AND h.valid_to IS NULL);
+  AND (s.userid IS NULL
+       OR (u.userid, u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader)
+          IS DISTINCT FROM
+          (s.userid, s.name, s.english_name, s.position, s.status, s.main_department, s.direct_leader));
 
 -- name: close_memberships_history
-UPDATE wecom.user_departments_history h
-SET valid_to = now()
-WHERE h.valid_to IS NULL
-  AND NOT EXISTS (SELECT 1 FROM wecom.user_departments m
-                  JOIN wecom.users u ON u.userid = m.userid AND u.deleted_at IS NULL
-                  WHERE m.userid = h.userid AND m.department_id = h.department_id
-                    AND m.is_leader = h.is_leader);
-
--- name: open_memberships_history
-INSERT INTO wecom.user_departments_history (userid, department_id, is_leader, valid_from, sync_run_id)
-SELECT m.userid, m.department_id, m.is_leader, now(), %(sync_run_id)s
+INSERT INTO wecom.user_departments_history_closed (userid, department_id, is_leader, valid_from, valid_to,
+                                                   sync_run_id)
+SELECT m.userid, m.department_id, m.is_leader, m.version_from, now(), m.version_sync_run_id
 FROM wecom.user_departments m
-JOIN wecom.users u ON u.userid = m.userid AND u.deleted_at IS NULL
-WHERE NOT EXISTS (SELECT 1 FROM wecom.user_departments_history h
-                  WHERE h.userid = m.userid AND h.department_id = m.department_id AND h.valid_to IS NULL);
+LEFT JOIN wecom_staging.user_departments s
+       ON s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid AND s.department_id = m.department_id
+WHERE s.userid IS NULL OR s.is_leader IS DISTINCT FROM m.is_leader;
 
 -- name: drop_snapshot
 DELETE FROM wecom_staging.snapshots WHERE snapshot_id = %(snapshot_id)s;

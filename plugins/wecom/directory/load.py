@@ -21,29 +21,20 @@ log = logging.getLogger(__name__)
 
 MERGE = "directory/merge.sql"
 # Each statement's row count is the figure recorded in sync_runs under the name beside it; the two
-# updates return a flag per row (restored, else changed) and feed two figures. Removals run before
-# inserts: new rows are in the snapshot by definition, so the anti-joins only look at older rows.
+# updates return a flag per row (restored, else changed) and feed two figures. History is closed before
+# a table changes; removals run before inserts, since new rows are in the snapshot by definition. No
+# statement reads a table another one has just filled, so none needs fresh statistics mid-merge.
 APPLY_ORDER = (
+    ("close_departments_history", None),
     ("update_departments", ("departments_restored", "departments_changed")),
     ("remove_departments", "departments_removed"), ("insert_departments", "departments_added"),
+    ("close_users_history", None),
     ("update_users", ("users_restored", "users_changed")),
     ("remove_users", "users_removed"), ("insert_users", "users_added"),
+    ("close_memberships_history", None),
     ("remove_memberships", "memberships_removed"), ("update_memberships", "memberships_changed"),
     ("insert_memberships", "memberships_added"),
-    ("close_departments_history", None), ("open_departments_history", None),
-    ("close_users_history", None), ("open_users_history", None),
-    ("close_memberships_history", None), ("open_memberships_history", None),
 )  # fmt: skip
-# Tables whose statistics matter to the next statement's plan after a large write.
-# Only the join and filter columns: sampling the wide ones (jsonb, arrays) costs seconds at 100k members.
-ANALYZE_AFTER = {
-    "insert_departments": "wecom.departments (department_id, deleted_at)",
-    "insert_users": "wecom.users (userid, deleted_at)",
-    "insert_memberships": "wecom.user_departments (userid, department_id)",
-    "remove_memberships": "wecom.user_departments (userid, department_id)",
-    "open_users_history": "wecom.users_history (userid, valid_to)",
-    "open_memberships_history": "wecom.user_departments_history (userid, department_id, valid_to)",
-}
 STAGING_COLUMNS = {
     "departments": DEPARTMENT_COLUMNS,
     "users": USER_COLUMNS,
@@ -56,7 +47,6 @@ STAGING_KEYS = {
     "users": "(snapshot_id, userid)",
     "user_departments": "(snapshot_id, userid, department_id)",
 }
-LARGE_WRITE = 5000
 DROP_SNAPSHOT = (
     "drop_snapshot",
     "drop_snapshot_departments",
@@ -273,8 +263,6 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
                 result[figure[0]], result[figure[1]] = restored, count - restored
             elif figure:
                 result[figure] = count
-            if count >= LARGE_WRITE and name in ANALYZE_AFTER:
-                conn.execute(f"ANALYZE {ANALYZE_AFTER[name]}")
         _drop_snapshot(conn, snapshot_id)
     result["rows_written"] = written
     result["snapshot_digest"] = digest
