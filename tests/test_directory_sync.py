@@ -330,7 +330,7 @@ def test_migration_008_keeps_every_version_of_an_existing_history(db_url, monkey
         """)  # fmt: skip
         before = {v: versions(conn, v) for v in views}
         monkeypatch.setattr(migrations, "available", lambda: everything)
-        assert migrations.apply_migrations(conn) == ["008_history_closed_versions.sql"]
+        assert "008_history_closed_versions.sql" in migrations.apply_migrations(conn)
         after = {v: versions(conn, v) for v in views}
         assert after == before and len(after["departments_history"]) == 3
         closed = [one(conn, f"SELECT count(*) FROM wecom.{v}_closed") for v in views]  # noqa: S608

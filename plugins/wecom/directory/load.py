@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import logging
 import operator
 from collections.abc import Iterable, Iterator
@@ -40,8 +39,8 @@ STAGING_COLUMNS = {
     "users": USER_COLUMNS,
     "user_departments": MEMBERSHIP_COLUMNS,
 }
-# Versions the staged text's format: a loader that formats rows differently never matches an old digest.
-DIGEST_VERSION = b"wecom-directory-v2"
+# Versions the staged bytes' format: a loader that formats rows differently never matches an old digest.
+DIGEST_VERSION = b"wecom-directory-v3"
 STAGING_KEYS = {
     "departments": "(snapshot_id, department_id)",
     "users": "(snapshot_id, userid)",
@@ -90,31 +89,36 @@ def last_applied_digest(conn: Any) -> str | None:
 def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None, chunk: int = 5000) -> int:
     """COPY a complete snapshot into staging in one transaction; returns its id.
 
-    Rows are formatted once, in key order and in chunks; the snapshot's digest is taken of that text.
-    When an earlier sync was applied, everything is formatted and hashed first: a snapshot identical to
-    the last applied one is recorded as ``unchanged`` and nothing is sent (applying it would write
-    nothing). On a first sync there is nothing to compare with, so each chunk is sent while the next one
-    is formatted.
+    Rows are formatted once, in key order, as binary COPY data; the snapshot's digest is taken of those
+    bytes. When an earlier sync was applied, everything is formatted and hashed before anything is sent:
+    a snapshot identical to the last applied one is recorded as ``unchanged`` and nothing is sent
+    (applying it would write nothing). On a first sync there is nothing to compare with, so each piece is
+    sent while the next one is formatted.
     """
     counts, last_digest = snapshot.counts(), last_applied_digest(conn)
     digest = hashlib.sha256(DIGEST_VERSION)
     with conn.cursor() as cur, conn.cursor() as formatter:
-        tables = [(table, _copy_text(formatter, rows, chunk)) for table, rows in _staging_rows(snapshot)]
+        tables = [
+            (table, _copy_data(formatter, rows, _column_types(conn, table), chunk))
+            for table, rows in _staging_rows(snapshot)
+        ]
         if last_digest is not None:
-            tables = [(table, list(_hashed(digest, table, chunks))) for table, chunks in tables]
+            tables = [(table, list(_hashed(digest, table, pieces))) for table, pieces in tables]
             if digest.hexdigest() == last_digest:
                 snapshot_id = _record_snapshot(conn, dag_run_id, counts, digest.hexdigest(), unchanged=True)
                 log.info("Snapshot %s is identical to the last applied one: nothing staged", snapshot_id)
                 return snapshot_id
         else:
-            tables = [(table, _hashed(digest, table, chunks)) for table, chunks in tables]
+            tables = [(table, _hashed(digest, table, pieces)) for table, pieces in tables]
         with conn.transaction():
             snapshot_id = _record_snapshot(conn, dag_run_id, counts, None, unchanged=False)
-            for table, chunks in tables:
-                columns = ", ".join(("snapshot_id", *STAGING_COLUMNS[table]))
-                with cur.copy(f"COPY wecom_staging.{table} ({columns}) FROM STDIN") as copy:
-                    for text in chunks:
-                        copy.write(_with_first_column(text, snapshot_id))
+            # Every staged row takes the snapshot id from this setting (the column's default).
+            conn.execute("SELECT set_config('wecom.snapshot_id', %s, true)", (str(snapshot_id),))
+            for table, pieces in tables:
+                columns = ", ".join(STAGING_COLUMNS[table])
+                with cur.copy(f"COPY wecom_staging.{table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                    for data in pieces:
+                        copy.write(data)
             conn.execute(
                 "UPDATE wecom_staging.snapshots SET digest = %s WHERE snapshot_id = %s",
                 (digest.hexdigest(), snapshot_id),
@@ -132,39 +136,46 @@ def _record_snapshot(conn: Any, dag_run_id: str | None, counts: dict[str, int], 
     ).fetchone()[0]
 
 
-def _hashed(digest: Any, table: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The chunks, each added to the digest as it passes (so the digest never depends on the snapshot id)."""
+def _hashed(digest: Any, table: str, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The pieces, each added to the digest as it passes."""
     digest.update(b"\x00%s\x00" % table.encode())
-    for text in chunks:
-        digest.update(text)
-        yield text
+    for data in pieces:
+        digest.update(data)
+        yield data
 
 
 def _staging_rows(snapshot: Snapshot) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
-    """Each staging table's rows in key order, so the same directory always gives the same text."""
+    """Each staging table's rows in key order, so the same directory always gives the same bytes."""
     user_row = operator.itemgetter(*USER_COLUMNS)
     yield "departments", (snapshot.departments[key] for key in sorted(snapshot.departments))
     yield "users", (user_row(snapshot.users[key]) for key in sorted(snapshot.users))
     yield "user_departments", ((*key, *snapshot.memberships[key]) for key in sorted(snapshot.memberships))
 
 
-def _copy_text(cur: Any, rows: Iterator[tuple[Any, ...]], chunk: int = 5000) -> Iterator[bytes]:
-    """Rows in COPY text format, whole rows per piece, formatted by psycopg with the connection's adapters."""
-    while batch := list(itertools.islice(rows, chunk)):
-        buffer = io.BytesIO()
-        with Copy(cur, writer=FileWriter(buffer)) as copy:
-            for row in batch:
-                copy.write_row(row)
-        yield buffer.getvalue()
+def _column_types(conn: Any, table: str) -> list[int]:
+    """The staging table's column types, in STAGING_COLUMNS order (binary COPY needs them)."""
+    rows = conn.execute(
+        "SELECT a.atttypid FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, n)"
+        " JOIN pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name ORDER BY c.n",
+        (list(STAGING_COLUMNS[table]), f"wecom_staging.{table}"),
+    ).fetchall()
+    return [oid for (oid,) in rows]
 
 
-def _with_first_column(text: bytes, value: int) -> bytes:
-    """Whole rows of COPY text, each prefixed with one more column. COPY escapes newlines inside values,
-    so every newline byte ends a row."""
-    if not text.endswith(b"\n"):
-        raise ValueError("COPY text must hold whole rows")
-    prefix = b"%d\t" % value
-    return prefix + text[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+def _copy_data(
+    cur: Any, rows: Iterator[tuple[Any, ...]], types: list[int], chunk: int = 5000
+) -> Iterator[bytes]:
+    """Rows as one binary COPY stream (signature, rows, trailer), in pieces of about ``chunk`` rows."""
+    buffer = io.BytesIO()
+    with Copy(cur, binary=True, writer=FileWriter(buffer)) as copy:
+        copy.set_types(types)
+        for n, row in enumerate(rows, 1):
+            copy.write_row(row)
+            if n % chunk == 0 and buffer.tell():
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
 
 
 def drop_stale_snapshots(conn: Any, keep: int | None = None) -> None:
