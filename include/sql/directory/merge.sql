@@ -51,9 +51,9 @@ WHERE d.deleted_at IS NULL
 UPDATE wecom.users u
 SET userid = s.userid, name = s.name, english_name = s.english_name, alias = s.alias, position = s.position,
     status = s.status, main_department = s.main_department, direct_leader = s.direct_leader,
-    telephone = s.telephone, extattr = s.extattr::jsonb, mobile = s.mobile, gender = s.gender, email = s.email,
+    telephone = s.telephone, extattr = s.extattr, mobile = s.mobile, gender = s.gender, email = s.email,
     biz_mail = s.biz_mail, avatar = s.avatar, thumb_avatar = s.thumb_avatar, qr_code = s.qr_code,
-    address = s.address, extra = s.extra::jsonb, updated_at = now(), deleted_at = NULL,
+    address = s.address, extra = s.extra, updated_at = now(), deleted_at = NULL,
     version_from = CASE WHEN s.new_version THEN now() ELSE u.version_from END,
     version_sync_run_id = CASE WHEN s.new_version THEN %(sync_run_id)s ELSE u.version_sync_run_id END
 FROM (SELECT s.*, t.userid AS current_userid, t.deleted_at IS NOT NULL AS restoring,
@@ -71,8 +71,8 @@ FROM (SELECT s.*, t.userid AS current_userid, t.deleted_at IS NOT NULL AS restor
                  t.thumb_avatar, t.qr_code, t.address, t.extra)
                 IS DISTINCT FROM
                 (s.userid, s.name, s.english_name, s.alias, s.position, s.status, s.main_department,
-                 s.direct_leader, s.telephone, s.extattr::jsonb, s.mobile, s.gender, s.email, s.biz_mail, s.avatar,
-                 s.thumb_avatar, s.qr_code, s.address, s.extra::jsonb))) s
+                 s.direct_leader, s.telephone, s.extattr, s.mobile, s.gender, s.email, s.biz_mail, s.avatar,
+                 s.thumb_avatar, s.qr_code, s.address, s.extra))) s
 WHERE u.userid = s.current_userid
 RETURNING s.restoring;
 
@@ -81,8 +81,8 @@ INSERT INTO wecom.users (userid, name, english_name, alias, position, status, ma
                          telephone, extattr, mobile, gender, email, biz_mail, avatar, thumb_avatar, qr_code,
                          address, extra, first_seen_at, updated_at, version_from, version_sync_run_id)
 SELECT s.userid, s.name, s.english_name, s.alias, s.position, s.status, s.main_department, s.direct_leader,
-       s.telephone, s.extattr::jsonb, s.mobile, s.gender, s.email, s.biz_mail, s.avatar, s.thumb_avatar,
-       s.qr_code, s.address, s.extra::jsonb, now(), now(), now(), %(sync_run_id)s
+       s.telephone, s.extattr, s.mobile, s.gender, s.email, s.biz_mail, s.avatar, s.thumb_avatar, s.qr_code,
+       s.address, s.extra, now(), now(), now(), %(sync_run_id)s
 FROM wecom_staging.users s
 WHERE s.snapshot_id = %(snapshot_id)s
   AND NOT EXISTS (SELECT 1 FROM wecom.users u WHERE lower(u.userid) = lower(s.userid));

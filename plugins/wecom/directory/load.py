@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg import postgres
+from psycopg.adapt import Dumper
 from psycopg.copy import Copy, FileWriter
+from psycopg.pq import Format
 
 from wecom import sql
 from wecom.directory.snapshot import DEPARTMENT_COLUMNS, MEMBERSHIP_COLUMNS, USER_COLUMNS, Snapshot
@@ -148,7 +151,7 @@ def _staging_rows(snapshot: Snapshot) -> Iterator[tuple[str, Iterator[tuple[Any,
     """Each staging table's rows in key order, so the same directory always gives the same bytes."""
     user_row = operator.itemgetter(*USER_COLUMNS)
     yield "departments", (snapshot.departments[key] for key in sorted(snapshot.departments))
-    yield "users", (user_row(snapshot.users[key]) for key in sorted(snapshot.users))
+    yield "users", map(user_row, map(snapshot.users.__getitem__, sorted(snapshot.users)))
     yield "user_departments", ((*key, *snapshot.memberships[key]) for key in sorted(snapshot.memberships))
 
 
@@ -162,10 +165,23 @@ def _column_types(conn: Any, table: str) -> list[int]:
     return [oid for (oid,) in rows]
 
 
+class _JsonTextDumper(Dumper):
+    """Binary jsonb from text that already is JSON (the snapshot keeps extattr and extra as JSON text).
+
+    Registered by OID only, so it is used just where COPY's column types say jsonb."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
 def _copy_data(
     cur: Any, rows: Iterator[tuple[Any, ...]], types: list[int], chunk: int = 5000
 ) -> Iterator[bytes]:
     """Rows as one binary COPY stream (signature, rows, trailer), in pieces of about ``chunk`` rows."""
+    cur.adapters.register_dumper(None, _JsonTextDumper)
     buffer = io.BytesIO()
     with Copy(cur, binary=True, writer=FileWriter(buffer)) as copy:
         copy.set_types(types)
@@ -256,8 +272,13 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
                           rows_written=0, snapshot_digest=digest)  # fmt: skip
             log.info("Snapshot %s is unchanged since the last sync: nothing to apply", snapshot_id)
             return result
-        for table, columns in STAGING_KEYS.items():  # fresh statistics for fresh staging
-            conn.execute(f"ANALYZE wecom_staging.{table} {columns}")
+        # Fresh statistics for fresh staging, so the merge's joins are planned for its size. A first sync
+        # has nothing to join against: every plan is a scan of staging, whatever the statistics say.
+        if conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM wecom.users) OR EXISTS (SELECT 1 FROM wecom.departments)"
+        ).fetchone()[0]:
+            for table, columns in STAGING_KEYS.items():
+                conn.execute(f"ANALYZE wecom_staging.{table} {columns}")
         with conn.cursor() as cur:
             cur.execute(statements["fetched"], params)
             result = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
