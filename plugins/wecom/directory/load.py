@@ -98,6 +98,7 @@ def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None,
     (applying it would write nothing). On a first sync there is nothing to compare with, so each piece is
     sent while the next one is formatted.
     """
+    conn.autocommit = True  # the one transaction below is explicit
     counts, last_digest = snapshot.counts(), last_applied_digest(conn)
     digest = hashlib.sha256(DIGEST_VERSION)
     with conn.cursor() as cur, conn.cursor() as formatter:
@@ -162,6 +163,10 @@ def _column_types(conn: Any, table: str) -> list[int]:
         " JOIN pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name ORDER BY c.n",
         (list(STAGING_COLUMNS[table]), f"wecom_staging.{table}"),
     ).fetchall()
+    if len(rows) != len(STAGING_COLUMNS[table]):
+        raise RuntimeError(
+            f"wecom_staging.{table} lacks columns this loader writes: apply the migrations first"
+        )
     return [oid for (oid,) in rows]
 
 
