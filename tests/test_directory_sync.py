@@ -245,6 +245,13 @@ def test_analyst_role_reads_views_but_not_secrets_or_personal_fields(sync, db, c
         assert one(db, "SELECT count(*) FROM wecom.members") > 0
         assert one(db, "SELECT count(*) FROM wecom.department_headcount") > 0
         assert one(db, "SELECT count(userid) FROM wecom.users") > 0
+        for history in (
+            "users_history",
+            "departments_history",
+            "user_departments_history",
+            "membership_changes",
+        ):
+            assert one(db, f"SELECT count(*) FROM wecom.{history}") > 0  # noqa: S608
         for forbidden in (
             "SELECT * FROM wecom_private.access_tokens",
             "SELECT mobile FROM wecom.users",
