@@ -18,7 +18,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -117,19 +117,8 @@ class Summary:
     unlicensed_users: list[str] = field(default_factory=list)
 
     def add(self, other: Summary) -> None:
-        for name in (
-            "sent",
-            "already_done",
-            "skipped",
-            "failed",
-            "deferred",
-            "expired",
-            "limit_wait_seconds",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.msgids += other.msgids
-        self.invalid_users += other.invalid_users
-        self.unlicensed_users += other.unlicensed_users
+        for counter in fields(self):  # counts and seconds add up, lists concatenate
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
