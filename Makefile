@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install lint format test e2e chaos demo airflow bench clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e devtools
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,6 +19,7 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -33,10 +35,10 @@ chaos: install
 	$(BIN)/python tests/system/chaos.py $(CHAOS_ARGS)
 
 demo: install
-	$(BIN)/python -m wecom.demo run
+	$(BIN)/python -m wecom_dev.demo run
 
 airflow: install
-	$(BIN)/python -m wecom.demo airflow
+	$(BIN)/python -m wecom_dev.demo airflow
 
 bench: install
 	$(BIN)/python bench/token_cache.py
@@ -46,4 +48,4 @@ bench: install
 	$(BIN)/python bench/load.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*.egg-info .demo .e2e .chaos test-artifacts
+	rm -rf $(VENV) build *.egg-info plugins/*.egg-info devtools/*.egg-info .demo .e2e .chaos test-artifacts

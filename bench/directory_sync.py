@@ -26,8 +26,7 @@ from wecom.directory.snapshot import (
     fetch_snapshot,
 )
 from wecom.hooks import WeComHook
-from wecom.simulator import SimulatorAdmin
-from wecom.testing.environment import (
+from wecom_dev.environment import (
     airflow_connections,
     org_args,
     postgres_conn_json,
@@ -35,6 +34,7 @@ from wecom.testing.environment import (
     simulator_process,
     wecom_conn_json,
 )
+from wecom_simulator import SimulatorAdmin
 
 # The naive loader stores lists the way PostgresHook adapts them: as JSON.
 NAIVE_DDL = """

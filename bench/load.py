@@ -22,17 +22,15 @@ from typing import Any
 import psycopg
 
 from wecom import warehouse
-from wecom.delivery import Claimant, MemberLimits, Sender, Summary
+from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
-from wecom.interviews import demo_data
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
-from wecom.interviews.tasks import create_platform_schema
-from wecom.simulator import SimulatorAdmin, generate_org
-from wecom.testing.environment import (
+from wecom_dev import demo_data
+from wecom_dev.environment import (
     airflow_connections,
     org_args,
     postgres_conn_json,
@@ -40,6 +38,8 @@ from wecom.testing.environment import (
     simulator_process,
     wecom_conn_json,
 )
+from wecom_dev.platform import create_platform_schema
+from wecom_simulator import SimulatorAdmin, generate_org
 
 DAY = date(2027, 3, 2)  # a Tuesday ahead: nothing expires on the machine's clock
 
@@ -126,11 +126,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         def digest() -> Summary:
             messages, _ = digest_messages(wh, wh, DAY)
-            sender = Sender(hook, wh, Claimant("load", "digest", "send"), limits=MemberLimits())
+            sender = Sender(AppMessages(hook), wh, Claimant("load", "digest", "send"), limits=MemberLimits())
             return sender.send(messages)
 
         def reminders() -> Summary:
-            sender = Sender(hook, wh, Claimant("load", "reminders", "send"), limits=MemberLimits())
+            sender = Sender(
+                AppMessages(hook), wh, Claimant("load", "reminders", "send"), limits=MemberLimits()
+            )
             first = datetime.combine(DAY, clock(0, 3), LOCAL_TZ)  # the schedule's first interval of the day
             summary = Summary()
             for n in range(144):

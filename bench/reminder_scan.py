@@ -17,8 +17,8 @@ import psycopg
 
 from wecom import sql
 from wecom.interviews.render import LOCAL_TZ
-from wecom.interviews.tasks import create_platform_schema
-from wecom.testing.environment import scratch_database
+from wecom_dev.environment import scratch_database
+from wecom_dev.platform import create_platform_schema
 
 PER_DAY = 100
 QUERIES = "interview/queries.sql"

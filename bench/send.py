@@ -20,17 +20,17 @@ import time
 import requests
 
 from wecom import warehouse
-from wecom.delivery import MemberLimits, Outgoing, Sender
+from wecom.delivery import AppMessages, MemberLimits, Outgoing, Sender
 from wecom.hooks import WeComHook
 from wecom.messages import text
-from wecom.simulator import SimulatorAdmin, SimulatorConfig
-from wecom.testing.environment import (
+from wecom_dev.environment import (
     airflow_connections,
     postgres_conn_json,
     scratch_database,
     simulator_process,
     wecom_conn_json,
 )
+from wecom_simulator import SimulatorAdmin, SimulatorConfig
 
 SCALE = 60.0
 
@@ -86,7 +86,9 @@ def main() -> None:
             with warehouse.connect_current() as conn:
                 time.sleep(60 / SCALE * 1.1)  # let the scaled minute pass: each member got 3 already
                 started = time.perf_counter()
-                summary = Sender(hook, conn, limits=MemberLimits(time_scale=SCALE)).send(messages)
+                summary = Sender(AppMessages(hook), conn, limits=MemberLimits(time_scale=SCALE)).send(
+                    messages
+                )
                 ours_s = time.perf_counter() - started
                 assert summary.sent == len(users), summary
 
@@ -94,9 +96,9 @@ def main() -> None:
                 one = users[0]
                 burst = [Outgoing(f"burst:{i}", one, text(f"burst {i}")) for i in range(args.burst)]
                 started = time.perf_counter()
-                burst_summary = Sender(hook, conn, limits=MemberLimits(time_scale=SCALE, max_wait=3600)).send(
-                    burst
-                )
+                burst_summary = Sender(
+                    AppMessages(hook), conn, limits=MemberLimits(time_scale=SCALE, max_wait=3600)
+                ).send(burst)
                 burst_s = time.perf_counter() - started
                 stats = admin.stats()
                 dropped = [d["content"] for d in admin.drops()]

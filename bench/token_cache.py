@@ -15,14 +15,14 @@ import time
 import airflow.providers.postgres.hooks.postgres  # noqa: F401 - imported once, before the fork
 
 from wecom.hooks import WeComHook
-from wecom.simulator import SimulatorAdmin
-from wecom.testing.environment import (
+from wecom_dev.environment import (
     airflow_connections,
     postgres_conn_json,
     scratch_database,
     simulator_process,
     wecom_conn_json,
 )
+from wecom_simulator import SimulatorAdmin
 
 
 def _worker(conn_id: str, barrier, queue) -> None:

@@ -27,9 +27,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
 
-from wecom.delivery import Claimant
 from wecom.interviews import tasks
-from wecom.interviews.schedule import run_day
 from wecom.notifications import alert_callbacks
 
 with DAG(
@@ -72,14 +70,6 @@ with DAG(
 
     @task(pool="wecom_api")
     def send_digests(params: dict | None = None) -> dict:
-        context = get_current_context()
-        return tasks.send_digest(
-            run_day(params["day"], context),
-            Claimant.from_context(context),
-            language=params["language"],
-            dry_run=bool(params["dry_run"]),
-            only_users=list(params["only_users"] or []),
-            leader_summary=bool(params["leader_summary"]),
-        )
+        return tasks.digest_task(params, get_current_context())
 
     refresh_user_mapping() >> send_digests()

@@ -24,9 +24,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
-from wecom.delivery import Claimant
 from wecom.interviews import tasks
-from wecom.interviews.schedule import run_window
 from wecom.notifications import alert_callbacks
 
 with DAG(
@@ -60,16 +58,6 @@ with DAG(
 
     @task(pool="wecom_api")
     def send_due_reminders(params: dict | None = None) -> dict:
-        context = get_current_context()
-        start, end = run_window(context)
-        return tasks.send_reminders(
-            start,
-            end,
-            Claimant.from_context(context),
-            lead_minutes=int(params["lead_minutes"]),
-            send_stale=bool(params["send_stale"]),
-            feedback_after_hours=float(params["feedback_after_hours"]),
-            language=params["language"],
-        )
+        return tasks.reminders_task(params, get_current_context())
 
     send_due_reminders()

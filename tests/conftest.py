@@ -41,11 +41,10 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
-os.environ.setdefault("WECOM_SQL_DIR", str(ROOT / "include" / "sql"))
 
-from wecom.simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org  # noqa: E402
-from wecom.testing.environment import postgres_conn_json, wecom_conn_json  # noqa: E402
-from wecom.testing.postgres import Server, find_server  # noqa: E402
+from wecom_dev.environment import postgres_conn_json, wecom_conn_json  # noqa: E402
+from wecom_dev.postgres import Server, find_server  # noqa: E402
+from wecom_simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org  # noqa: E402
 
 SIM_CONFIG = SimulatorConfig()
 

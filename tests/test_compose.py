@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from wecom.simulator.__main__ import parse_args
+from wecom_simulator.__main__ import parse_args
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]

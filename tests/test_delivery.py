@@ -12,12 +12,12 @@ import pytest
 from conftest import ROOT, conn_json, load_dag
 
 from wecom import warehouse
-from wecom.delivery import Claimant, MemberLimits, Outgoing, Sender
+from wecom.delivery import AppMessages, Claimant, MemberLimits, Outgoing, Sender
 from wecom.errors import WeComConfigError
 from wecom.hooks import WeComHook
 from wecom.messages import markdown, text
-from wecom.simulator import SimulatorConfig, WeComSimulator, generate_org
 from wecom.webhook import WeComWebhookHook
+from wecom_simulator import SimulatorConfig, WeComSimulator, generate_org
 
 ROBOT_KEY = SimulatorConfig().webhook_keys[0]
 
@@ -39,7 +39,7 @@ def users(simulator, n):
 def test_partial_success_records_invalid_recipients_and_delivers_the_rest(conn, simulator, sim_admin):
     people = users(simulator, 3)
     messages = [Outgoing(f"k:{u}", u, text(f"hi {u}")) for u in [*people, "ghost"]]
-    summary = Sender(WeComHook(), conn).send(messages)
+    summary = Sender(AppMessages(WeComHook()), conn).send(messages)
     assert summary.sent == 3 and summary.skipped == 1
     assert sorted(m["userid"] for m in sim_admin.messages()) == sorted(people)
     rows = dict((r, (s, reason)) for r, s, reason in ledger(conn, "recipient", "status", "reason"))
@@ -50,9 +50,9 @@ def test_partial_success_records_invalid_recipients_and_delivers_the_rest(conn, 
 def test_a_retry_or_a_second_run_sends_nothing_twice(conn, simulator, sim_admin):
     people = users(simulator, 5)
     messages = [Outgoing(f"digest:2026-11-30:{u}", u, markdown("今日面试")) for u in people]
-    first = Sender(WeComHook(), conn, Claimant("d", "run1", "t")).send(messages)
-    retry = Sender(WeComHook(), conn, Claimant("d", "run1", "t")).send(messages)
-    other_run = Sender(WeComHook(), conn, Claimant("d", "run2", "t")).send(messages)
+    first = Sender(AppMessages(WeComHook()), conn, Claimant("d", "run1", "t")).send(messages)
+    retry = Sender(AppMessages(WeComHook()), conn, Claimant("d", "run1", "t")).send(messages)
+    other_run = Sender(AppMessages(WeComHook()), conn, Claimant("d", "run2", "t")).send(messages)
     assert (first.sent, retry.sent, other_run.sent) == (5, 0, 0)
     assert retry.already_done == other_run.already_done == 5
     assert len(sim_admin.messages()) == 5
@@ -69,15 +69,16 @@ def test_a_crash_between_send_and_record_is_absorbed_by_the_duplicate_check(conn
     class Crash(BaseException):
         pass
 
-    def send_then_die(m: Outgoing):
-        sender._app_message(m)  # WeCom accepts it...
-        raise Crash  # ...and the worker dies before the ledger records it
+    class SendThenDie:
+        def deliver(self, m: Outgoing):
+            AppMessages(hook).deliver(m)  # WeCom accepts it...
+            raise Crash  # ...and the worker dies before the ledger records it
 
-    sender = Sender(hook, conn, Claimant("d", "r", "t"), transport=send_then_die)
+    sender = Sender(SendThenDie(), conn, Claimant("d", "r", "t"))
     with pytest.raises(Crash):
         sender.send([message])
     assert ledger(conn, "status") == [("pending",)]
-    summary = Sender(hook, conn, Claimant("d", "r", "t")).send([message])  # the task's retry
+    summary = Sender(AppMessages(hook), conn, Claimant("d", "r", "t")).send([message])  # the task's retry
     assert summary.sent == 1
     assert len(sim_admin.messages()) == 1 and sim_admin.stats()["duplicates_absorbed"] == 1
     assert ledger(conn, "status", "attempts") == [("sent", 2)]
@@ -91,7 +92,7 @@ def test_another_tasks_fresh_claim_is_left_alone(conn, simulator, sim_admin):
         " VALUES ('k', %s, 'other/task/run/-1', clock_timestamp(), 1)",
         (person,),
     )
-    assert Sender(WeComHook(), conn, Claimant("d", "r", "t")).send([message]).already_done == 1
+    assert Sender(AppMessages(WeComHook()), conn, Claimant("d", "r", "t")).send([message]).already_done == 1
     assert sim_admin.messages() == []
 
 
@@ -113,7 +114,7 @@ def test_the_per_member_limit_spaces_and_defers_instead_of_dropping(fast_simulat
     messages = [Outgoing(f"burst:{i}", person, text(f"message {i}")) for i in range(75)]
     with warehouse.connect_current() as conn:
         started = time.monotonic()
-        summary = Sender(WeComHook(), conn, limits=limits).send(messages)
+        summary = Sender(AppMessages(WeComHook()), conn, limits=limits).send(messages)
         elapsed = time.monotonic() - started
         assert summary.sent == 60 and summary.deferred == 15  # two scaled minutes' worth, the rest deferred
         assert elapsed >= 1.0  # the 31st waited for the window to move
@@ -124,11 +125,11 @@ def test_the_per_member_limit_spaces_and_defers_instead_of_dropping(fast_simulat
         ).fetchone()[0]
         assert deferred == 15
         time.sleep(1.1)
-        resumed = Sender(WeComHook(), conn, limits=limits).resume_deferred()
+        resumed = Sender(AppMessages(WeComHook()), conn, limits=limits).resume_deferred()
         assert resumed.sent + resumed.deferred == 15
         while resumed.deferred:
             time.sleep(1.1)
-            resumed = Sender(WeComHook(), conn, limits=limits).resume_deferred()
+            resumed = Sender(AppMessages(WeComHook()), conn, limits=limits).resume_deferred()
         assert fast_simulator.state.stats()["silent_drops"] == 0
         assert fast_simulator.state.stats()["delivered"] == 75
         assert (
@@ -142,7 +143,9 @@ def test_the_per_member_limit_spaces_and_defers_instead_of_dropping(fast_simulat
 def test_expired_messages_are_recorded_not_sent(conn, simulator, sim_admin):
     person = users(simulator, 1)[0]
     past = pendulum.now("UTC").subtract(minutes=5)
-    summary = Sender(WeComHook(), conn).send([Outgoing("late", person, text("too late"), expires_at=past)])
+    summary = Sender(AppMessages(WeComHook()), conn).send(
+        [Outgoing("late", person, text("too late"), expires_at=past)]
+    )
     assert summary.expired == 1 and sim_admin.messages() == []
     assert ledger(conn, "status") == [("expired",)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from wecom.testing.postgres import start_private_cluster
+from wecom_dev.postgres import start_private_cluster
 
 
 def test_a_private_cluster_starts_serves_a_fresh_database_and_is_removed():

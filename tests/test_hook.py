@@ -217,7 +217,7 @@ def test_connection_without_agent_id_or_with_bad_extras_says_what_to_fix(simulat
     with pytest.raises(WeComConfigError, match="agent_id"):
         WeComHook("wecom_x").send_message({"touser": "a", "msgtype": "text", "text": {"content": "x"}})
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_X", wecom_conn(simulator.url, read_timeout="soon"))
-    with pytest.raises(WeComConfigError, match="non-numeric"):
+    with pytest.raises(WeComConfigError, match="must be a number"):
         WeComHook("wecom_x").get_access_token()
 
 

@@ -9,15 +9,15 @@ import pytest
 from conftest import ROOT, load_dag
 
 from wecom import warehouse
-from wecom.delivery import Claimant, Sender
+from wecom.delivery import AppMessages, Claimant, Sender
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
-from wecom.interviews import demo_data
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ, md
-from wecom.interviews.tasks import create_platform_schema
-from wecom.simulator import generate_org
+from wecom_dev import demo_data
+from wecom_dev.platform import create_platform_schema
+from wecom_simulator import generate_org
 
 DAY = date(2026, 12, 1)  # a Tuesday, in the future: nothing expires on the machine's clock
 
@@ -112,9 +112,9 @@ def test_digest_day_has_exact_recipients_and_local_times(world, conns, sim_admin
     assert "欠反馈" not in by_user[world["b"]]  # b submitted feedback for interview 6
     assert "＊＊粗体＊＊ ＜b＞x＜/b＞ ［link］（http://evil）" in by_user[world["b"]]  # hostile name escaped
     assert report["unmapped"] == ["无人认领 (platform user 3)"]
-    summary = Sender(WeComHook(), wh).send(messages)
+    summary = Sender(AppMessages(WeComHook()), wh).send(messages)
     assert summary.sent == 3
-    again = Sender(WeComHook(), wh, Claimant("d", "another-run", "t")).send(
+    again = Sender(AppMessages(WeComHook()), wh, Claimant("d", "another-run", "t")).send(
         digest_messages(source, wh, DAY, leader_summary=False)[0]
     )
     assert again.sent == 0 and again.already_done == 3
@@ -171,7 +171,7 @@ def test_digest_dag_dry_run_records_and_sends_nothing_then_real_runs_send_once(
 
 
 def _run_windows(source, wh, start, count, **options):
-    sender = Sender(WeComHook(), wh)
+    sender = Sender(AppMessages(WeComHook()), wh)
     totals = {"sent": 0, "already_done": 0, "expired": 0}
     for n in range(count):
         window = (start + timedelta(minutes=10 * n), start + timedelta(minutes=10 * (n + 1)))

@@ -13,11 +13,11 @@ from conftest import ROOT, conn_json, load_dag
 
 from wecom.directory import tasks as directory_tasks
 from wecom.hooks import WeComHook
-from wecom.interviews import demo_data
 from wecom.interviews.render import LOCAL_TZ
-from wecom.interviews.tasks import create_platform_schema
-from wecom.simulator import SimulatorConfig
-from wecom.testing.leaks import files, find_leaks, postgres_rows, sqlite_rows
+from wecom_dev import demo_data
+from wecom_dev.leaks import files, find_leaks, postgres_rows, sqlite_rows
+from wecom_dev.platform import create_platform_schema
+from wecom_simulator import SimulatorConfig
 
 ROBOT_KEY = SimulatorConfig().webhook_keys[0]
 

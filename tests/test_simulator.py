@@ -9,13 +9,13 @@ import time
 
 import requests
 
-from wecom.simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org
-from wecom.simulator.org import SENSITIVE_FIELDS
+from wecom_simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org
+from wecom_simulator.org import SENSITIVE_FIELDS
 
 
 def test_console_script_answers_gettoken_over_http():
     process = subprocess.Popen(
-        [sys.executable, "-m", "wecom.simulator", "--port", "0", "--users", "30", "--departments", "5"],
+        [sys.executable, "-m", "wecom_simulator", "--port", "0", "--users", "30", "--departments", "5"],
         stdout=subprocess.PIPE,
         text=True,
     )

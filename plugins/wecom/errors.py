@@ -1,49 +1,94 @@
-"""One exception family for every way a WeCom call can fail, classified by what the caller should do.
+"""Every way a WeCom call can fail, and what to do about it: one errcode table drives every reaction.
 
-The class decides the reaction (see the error table in the WeCom reference):
+``ERRCODES`` maps each code to a ``Reaction`` and the advice shown to the operator; ``read_answer`` turns
+an HTTP answer into a WeCom body or the right exception; ``error_for`` builds the exception for a code.
+The exception class says what happens next:
 
-- ``WeComTransientError``: the hook already retried with backoff; Airflow's task retries may try again.
-- ``WeComRateLimitedError`` (45009): a frequency window was broken; never retry hot, let the task's
-  retry delay (>= 60 s) handle it.
+- ``WeComTransientError``: retried (bounded, with jitter) inside the hook; Airflow's task retries may go on.
+- ``WeComRateLimitedError`` (45009): never retried hot; the task's retry delay waits out the window.
 - ``WeComTokenError``: a token error survived one refresh.
-- ``WeComConfigError``: the app, secret, corp, IP or agent is misconfigured. Retrying can get the IP
-  banned, so it is an ``AirflowFailException``: the task fails at once, with no retries.
-- ``WeComCallerError``: our request was malformed (too long, too many recipients...). Also fails at once.
+- ``WeComConfigError``: the app, secret, corp, IP or agent is misconfigured. Retrying can get the IP banned,
+  so it is an ``AirflowFailException``: the task fails at once.
+- ``WeComCallerError``: our request was malformed; also fails at once (a ledger records the one message).
 - ``WeComItemError``: one item (a user, a department) is invalid; batch callers record it and go on.
+- ``WeComDataError``: data that can never succeed (a message over WeCom's limits, directory data we cannot
+  load); fails the task at once, with what to change.
 """
 
 from __future__ import annotations
 
+import enum
+import json
 import re
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from wecom.redact import redact
 
-TOKEN_ERRCODES = frozenset({40014, 42001, 41001})
-TRANSIENT_ERRCODES = frozenset({-1, 6000, 45033})
-RATE_LIMIT_ERRCODES = frozenset({45009})
-CONFIG_ERRCODES = frozenset({40001, 40013, 40091, 45031, 48002, 48009, 60020, 301002, 40056, 93000, 93004})
-ITEM_ERRCODES = frozenset({60111, 60011, 60021, 40003, 60003, 60123, 81013})
-CALLER_ERRCODES = frozenset({40035, 40031, 40032, 82002, 40058, 44004, 45002, 45029, 82001})
 
-# What an operator should do about a configuration error; shown in the exception message.
-CONFIG_ADVICE: dict[int, str] = {
-    40001: "the app secret is wrong or the app is disabled: check the connection's password",
-    40013: "the corp id is wrong: check the connection's login",
-    40091: "the secret does not belong to this corp: check login and password together",
-    45031: "the app secret must be reset in the WeCom admin console, then update the connection",
-    48002: "this API is not allowed for this app's secret: grant the permission in the admin console",
-    48009: "a contact-sync secret was used from a new IP: confirm it in the admin console",
-    60020: "the worker's egress IP is not in the app's trusted IPs: add it (see the README runbook)",
-    301002: "agent_id is not the app this secret belongs to: fix agent_id in the connection extra",
-    40056: "agent_id is invalid: fix agent_id in the connection extra",
-    93000: "the group robot's webhook key is invalid or the robot was removed",
-    93004: "the group robot is disabled",
+class Reaction(enum.Enum):
+    RETRY = "retry"  # transient: bounded retries with backoff
+    REFRESH = "refresh"  # the token: invalidate if still the same, refresh, retry once
+    BLOCK = "block"  # a frequency window was broken: wait it out (the task's retry delay)
+    CONFIG = "config"  # misconfigured: fail at once, never retry
+    ITEM = "item"  # one recipient, user or department: record it and go on
+    CALLER = "caller"  # our request is malformed: fail at once
+
+
+OK = 0
+BUSY = -1  # WeCom's "system busy"; also what a garbled or missing answer is reported as
+NO_VALID_RECIPIENT = 81013
+USER_NOT_FOUND = 60111
+RATE_LIMITED = 45009
+
+# fmt: off
+ERRCODES: dict[int, tuple[Reaction, str]] = {
+    BUSY: (Reaction.RETRY, "WeCom is busy or the answer was unusable"),
+    6000: (Reaction.RETRY, "data version conflict"),
+    45033: (Reaction.RETRY, "too many concurrent calls to this API"),
+    RATE_LIMITED: (Reaction.BLOCK, "frequency blocked: wait for the window"),
+    40014: (Reaction.REFRESH, "the access token is invalid or was revoked"),
+    42001: (Reaction.REFRESH, "the access token expired"),
+    41001: (Reaction.REFRESH, "the access token is missing"),
+    40001: (Reaction.CONFIG, "the app secret is wrong or the app is disabled: check the connection's password"),
+    40013: (Reaction.CONFIG, "the corp id is wrong: check the connection's login"),
+    40091: (Reaction.CONFIG, "the secret does not belong to this corp: check login and password together"),
+    45031: (Reaction.CONFIG, "the app secret must be reset in the WeCom admin console, then update the connection"),
+    48002: (Reaction.CONFIG, "this API is not allowed for this app's secret: grant it in the admin console"),
+    48009: (Reaction.CONFIG, "a contact-sync secret was used from a new IP: confirm it in the admin console"),
+    60020: (Reaction.CONFIG, "the worker's egress IP is not in the app's trusted IPs: add it (README runbook)"),
+    301002: (Reaction.CONFIG, "agent_id is not the app this secret belongs to: fix agent_id in the extra"),
+    40056: (Reaction.CONFIG, "agent_id is invalid: fix agent_id in the connection extra"),
+    93000: (Reaction.CONFIG, "the group robot's webhook key is invalid or the robot was removed"),
+    93004: (Reaction.CONFIG, "the group robot is disabled"),
+    USER_NOT_FOUND: (Reaction.ITEM, "the userid does not exist or is outside the app's visible range"),
+    60011: (Reaction.ITEM, "outside the app's visible range"),
+    60021: (Reaction.ITEM, "outside the app's visible range"),
+    40003: (Reaction.ITEM, "invalid userid"),
+    60003: (Reaction.ITEM, "the department does not exist"),
+    60123: (Reaction.ITEM, "the department does not exist"),
+    NO_VALID_RECIPIENT: (Reaction.ITEM, "no recipient is valid"),
+    40035: (Reaction.CALLER, "a parameter is invalid"),
+    40031: (Reaction.CALLER, "too many or invalid recipients"),
+    40032: (Reaction.CALLER, "too many recipients"),
+    82002: (Reaction.CALLER, "too many recipients"),
+    82001: (Reaction.CALLER, "no recipient"),
+    40058: (Reaction.CALLER, "invalid JSON or a value too long"),
+    44004: (Reaction.CALLER, "empty content"),
+    45002: (Reaction.CALLER, "content too large"),
+    45029: (Reaction.CALLER, "response too large: split the request"),
 }
+# fmt: on
 
 _HINT = re.compile(r",?\s*hint:\s*\[[^\]]*\]")
 _MORE_INFO = re.compile(r",?\s*more info at\s*\S+")
+
+
+def reaction(errcode: int) -> Reaction | None:
+    """What to do about a code; None for codes outside the table (no hot retry, the task's retries apply)."""
+    entry = ERRCODES.get(errcode)
+    return entry[0] if entry else None
 
 
 def scrub_errmsg(errmsg: object) -> str:
@@ -61,9 +106,10 @@ class WeComError(Exception):
         self.errmsg = scrub_errmsg(errmsg)
         self.path = path
         self.advice = advice
-        message = f"WeCom {path} failed: errcode {errcode}: {self.errmsg}"
-        if advice:
-            message += f" ({advice})"
+        if errcode == OK and not self.errmsg:  # found before any call: the advice is the whole story
+            message = f"WeCom {path}: {advice}"
+        else:
+            message = f"WeCom {path} failed: errcode {errcode}: {self.errmsg}" + (f" ({advice})" if advice else "")
         super().__init__(message)
 
     def __reduce__(self):  # keep pickling (multiprocessing, Airflow) working with our signature
@@ -72,6 +118,11 @@ class WeComError(Exception):
 
 class WeComTransientError(WeComError):
     """Busy, overloaded, unreachable or garbled after the hook's own retries."""
+
+    @classmethod
+    def about(cls, path: str, what: str) -> WeComTransientError:
+        """No usable answer at all (network, HTTP status, body): reported as WeCom's 'busy'."""
+        return cls(BUSY, what, path)
 
 
 class WeComRateLimitedError(WeComError):
@@ -89,24 +140,66 @@ class WeComItemError(WeComError):
 class WeComConfigError(WeComError, AirflowFailException):
     """Misconfiguration that no retry can fix; fails the task without Airflow retries."""
 
+    @classmethod
+    def about(cls, path: str, advice: str) -> WeComConfigError:
+        """A configuration problem found before any call (a connection field, an HTTP status)."""
+        return cls(OK, "", path, advice)
+
 
 class WeComCallerError(WeComError, AirflowFailException):
     """A request that should never have been sent (a bug or invalid input on our side)."""
 
 
+class WeComDataError(AirflowFailException):
+    """Input that can never succeed as given; the message says which item and what to change."""
+
+
+class PipelineStateError(AirflowFailException):
+    """The warehouse is not in the state this step needs (a snapshot gone, a migration missing); the
+    message says what to clear or run. Retrying the same step cannot help."""
+
+
+_CLASSES: dict[Reaction, type[WeComError]] = {
+    Reaction.RETRY: WeComTransientError,
+    Reaction.BLOCK: WeComRateLimitedError,
+    Reaction.REFRESH: WeComTokenError,
+    Reaction.CONFIG: WeComConfigError,
+    Reaction.ITEM: WeComItemError,
+    Reaction.CALLER: WeComCallerError,
+}
+
+
 def error_for(errcode: int, errmsg: str, path: str) -> WeComError:
-    """Build the right exception for a non-zero errcode."""
-    if errcode in TRANSIENT_ERRCODES:
-        return WeComTransientError(errcode, errmsg, path)
-    if errcode in RATE_LIMIT_ERRCODES:
-        return WeComRateLimitedError(errcode, errmsg, path, "frequency blocked: wait for the window")
-    if errcode in TOKEN_ERRCODES:
-        return WeComTokenError(errcode, errmsg, path, "the token was rejected again after a refresh")
-    if errcode in CONFIG_ERRCODES:
-        return WeComConfigError(errcode, errmsg, path, CONFIG_ADVICE.get(errcode, ""))
-    if errcode in ITEM_ERRCODES:
-        return WeComItemError(errcode, errmsg, path)
-    if errcode in CALLER_ERRCODES:
-        return WeComCallerError(errcode, errmsg, path, "the request is invalid and was not retried")
-    # Unknown codes: no hot retry in the hook; the task's own retries (with their delay) still apply.
-    return WeComError(errcode, errmsg, path, "unlisted errcode: look it up in WeCom's global error table")
+    """The exception for a non-zero errcode, with the table's advice."""
+    entry = ERRCODES.get(errcode)
+    if entry is None:
+        return WeComError(errcode, errmsg, path, "unlisted errcode: look it up in WeCom's global error table")
+    kind, advice = entry
+    if kind is Reaction.REFRESH:
+        advice = "the token was rejected again after a refresh"
+    return _CLASSES[kind](errcode, errmsg, path, advice)
+
+
+def _describe(content: bytes) -> str:
+    """What came back instead of a WeCom answer, without echoing it (it may carry anything)."""
+    kind = "HTML page" if content[:64].lstrip().startswith(b"<") else "invalid or truncated JSON"
+    return f"{kind}, {len(content)} bytes"
+
+
+def read_answer(status: int, content: bytes, path: str) -> dict[str, Any]:
+    """One HTTP answer as a WeCom body (``errcode`` may still be non-zero), or the error saying why not.
+
+    5xx, 429, non-JSON and truncated bodies are transient; any other non-200 status is configuration (the
+    host is not WeCom's API). A body without ``errcode`` counts as success (gettoken may omit it).
+    """
+    if status >= 500 or status == 429:
+        raise WeComTransientError.about(path, f"HTTP {status} ({_describe(content)})")
+    if status != 200:
+        raise WeComConfigError(BUSY, f"HTTP {status}", path, "check the connection's host (the API base URL)")
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise WeComTransientError.about(path, f"non-JSON body ({_describe(content)})") from None
+    if not isinstance(body, dict) or type(body.get("errcode", OK)) is not int:
+        raise WeComTransientError.about(path, "JSON body is not a WeCom response object")
+    return body

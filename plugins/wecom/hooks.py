@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
-import os
-import random
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,141 +12,68 @@ import requests
 from airflow.sdk import BaseHook
 
 from wecom import DEFAULT_BASE_URL
+from wecom.client import HttpSettings, exchange_with_retries, new_session
 from wecom.errors import (
-    TOKEN_ERRCODES,
-    TRANSIENT_ERRCODES,
+    NO_VALID_RECIPIENT,
+    OK,
+    Reaction,
     WeComConfigError,
     WeComError,
     WeComItemError,
     WeComTransientError,
     error_for,
+    reaction,
 )
 from wecom.redact import install_log_redaction, redact, register_secret
-from wecom.token_store import (
-    CachedToken,
-    TokenStore,
-    cache_key,
-    memory_store,
-    postgres_store,
-)
+from wecom.token_store import CachedToken, TokenStore, cache_key, memory_store, postgres_store
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WeComSettings:
+@dataclass(frozen=True, kw_only=True)
+class WeComSettings(HttpSettings):
     """Everything a hook needs from its connection; the secret is never part of ``repr``."""
 
-    base_url: str
     corp_id: str
     secret: str = field(repr=False)
-    agent_id: int | None
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    proxy: str | None = None
-    max_retries: int = 3
-    retry_backoff: float = 0.5
-    retry_backoff_max: float = 8.0
+    agent_id: int | None = None
     token_margin: float = 300.0
     token_store: str = "postgres"
     warehouse_conn_id: str = "wecom_warehouse"
-    pool_size: int = 8
 
     @classmethod
     def from_connection(cls, conn: Any) -> WeComSettings:
-        # Form fields may arrive prefixed (extra__wecom__agent_id) from older UIs: accept both spellings.
-        extra = {
-            k.removeprefix("extra__wecom__"): v
-            for k, v in (conn.extra_dejson or {}).items()
-            if v not in (None, "")
-        }
-        conn_id = conn.conn_id
         if not conn.login:
-            raise WeComConfigError(0, "", "connection", f"connection {conn_id!r} has no corp id in login")
+            raise WeComConfigError.about("connection", f"connection {conn.conn_id!r} has no corp id in login")
         if not conn.password:
-            raise WeComConfigError(
-                0, "", "connection", f"connection {conn_id!r} has no app secret in password"
+            raise WeComConfigError.about(
+                "connection", f"connection {conn.conn_id!r} has no app secret in password"
             )
         host = (conn.host or DEFAULT_BASE_URL).strip()
         if "://" not in host:
-            scheme = conn.schema or "https"
-            host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-        agent_id = extra.get("agent_id")
-        try:
-            agent = int(agent_id) if agent_id not in (None, "") else None
-            numbers = {
-                name: float(extra[name])
-                for name in ("connect_timeout", "read_timeout", "retry_backoff", "token_margin")
-                if name in extra
-            }
-            counts = {name: int(extra[name]) for name in ("max_retries", "pool_size") if name in extra}
-        except (TypeError, ValueError) as exc:
-            raise WeComConfigError(
-                0, "", "connection", f"connection {conn_id!r} has a non-numeric extra: {exc}"
-            ) from None
-        store = str(extra.get("token_store", "postgres"))
-        if store not in ("postgres", "memory"):
-            raise WeComConfigError(
-                0, "", "connection", f"token_store must be 'postgres' or 'memory', not {store!r}"
+            host = f"https://{host}"
+        settings = cls.from_extra(conn, base_url=host.rstrip("/"), corp_id=conn.login, secret=conn.password)
+        if settings.token_store not in ("postgres", "memory"):
+            raise WeComConfigError.about(
+                "connection", f"token_store must be 'postgres' or 'memory', not {settings.token_store!r}"
             )
-        return cls(
-            base_url=host.rstrip("/"),
-            corp_id=conn.login,
-            secret=conn.password,
-            agent_id=agent,
-            proxy=extra.get("proxy") or None,
-            token_store=store,
-            warehouse_conn_id=str(extra.get("warehouse_conn_id", "wecom_warehouse")),
-            **numbers,
-            **counts,
-        )
+        return settings
 
 
 @dataclass(frozen=True)
 class SendResult:
     """What message/send says about who got a message."""
 
-    msgid: str | None
-    invalid_users: list[str]
-    invalid_parties: list[str]
-    invalid_tags: list[str]
-    unlicensed_users: list[str]
-    errcode: int = 0
+    msgid: str | None = None
+    invalid_users: list[str] = field(default_factory=list)
+    invalid_parties: list[str] = field(default_factory=list)
+    invalid_tags: list[str] = field(default_factory=list)
+    unlicensed_users: list[str] = field(default_factory=list)
+    errcode: int = OK
 
     @property
     def all_invalid(self) -> bool:
-        return self.errcode == 81013
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "msgid": self.msgid,
-            "invalid_users": self.invalid_users,
-            "invalid_parties": self.invalid_parties,
-            "invalid_tags": self.invalid_tags,
-            "unlicensed_users": self.unlicensed_users,
-            "errcode": self.errcode,
-        }
-
-
-def _describe(content: bytes) -> str:
-    """What came back instead of a WeCom answer, without echoing it (it may carry anything)."""
-    kind = "HTML page" if content[:64].lstrip().startswith(b"<") else "invalid or truncated JSON"
-    return f"{kind}, {len(content)} bytes"
-
-
-def interpret(status: int, content: bytes, path: str) -> dict[str, Any] | WeComTransientError:
-    """A WeCom answer as a dict, or the transient error saying why it is not one (4xx: configuration)."""
-    if status >= 500 or status == 429:
-        return WeComTransientError(-1, f"HTTP {status} ({_describe(content)})", path)
-    if status != 200:
-        raise WeComConfigError(-1, f"HTTP {status}", path, "check the connection's host (the API base URL)")
-    try:
-        body = jsonlib.loads(content)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return WeComTransientError(-1, f"non-JSON body ({_describe(content)})", path)
-    if not isinstance(body, dict) or type(body.get("errcode", 0)) is not int:
-        return WeComTransientError(-1, "JSON body is not a WeCom response object", path)
-    return body
+        return self.errcode == NO_VALID_RECIPIENT
 
 
 def _split(value: Any) -> list[str]:
@@ -159,7 +83,13 @@ def _split(value: Any) -> list[str]:
 class WeComHook(BaseHook):
     """A client for one WeCom app (corp id + secret + agent id) named by an Airflow connection.
 
-    The connection is read lazily: building the hook does no I/O.
+    The connection is read lazily: building the hook does no I/O. The secret comes only from the
+    connection's password; the access token is cached per (corp id, secret) in ``token_store``.
+
+    :param wecom_conn_id: connection of type ``wecom``: host = API base URL, login = corp id,
+        password = app secret, extra = ``agent_id`` and the knobs of ``WeComSettings``.
+    :param token_store: where tokens are cached; by default the connection's ``token_store`` extra
+        (``postgres``, shared by every worker process, or ``memory``).
     """
 
     conn_name_attr = "wecom_conn_id"
@@ -184,21 +114,11 @@ class WeComHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=2, pool_maxsize=self.settings.pool_size, max_retries=0
-        )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        # Resolve the environment's proxy and CA settings once: with trust_env, requests re-reads
-        # os.environ on every call (about 1 ms each with a large environment).
-        if self.settings.proxy:
-            session.proxies = {"http": self.settings.proxy, "https": self.settings.proxy}
-        else:
-            session.proxies = requests.utils.get_environ_proxies(self.settings.base_url)
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        session.trust_env = False
-        return session
+        return new_session(self.settings)
+
+    def get_conn(self) -> requests.Session:
+        """The pooled HTTP session (calls go through ``call``, which adds the token and reads errcodes)."""
+        return self.session
 
     @cached_property
     def token_store(self) -> TokenStore:
@@ -211,8 +131,8 @@ class WeComHook(BaseHook):
     @property
     def agent_id(self) -> int:
         if self.settings.agent_id is None:
-            raise WeComConfigError(
-                0, "", "connection", f"connection {self.wecom_conn_id!r} needs agent_id in its extra"
+            raise WeComConfigError.about(
+                "connection", f"connection {self.wecom_conn_id!r} needs agent_id in its extra"
             )
         return self.settings.agent_id
 
@@ -231,17 +151,14 @@ class WeComHook(BaseHook):
         return self._token.value
 
     def _fetch_token(self) -> tuple[str, int]:
-        body = self._request(
-            "GET",
-            "gettoken",
-            params={"corpid": self.settings.corp_id, "corpsecret": self.settings.secret},
-        )
-        errcode = body.get("errcode", 0)
-        if errcode != 0:
+        params = {"corpid": self.settings.corp_id, "corpsecret": self.settings.secret}
+        body = exchange_with_retries(self.session, self.settings, "GET", "gettoken", params)
+        errcode = body.get("errcode", OK)
+        if errcode != OK:
             raise error_for(errcode, body.get("errmsg", ""), "gettoken")
         token, expires_in = body.get("access_token"), body.get("expires_in", 7200)
         if not isinstance(token, str) or not token or not isinstance(expires_in, int):
-            raise WeComTransientError(-1, "gettoken answered without a usable token", "gettoken")
+            raise WeComTransientError.about("gettoken", "gettoken answered without a usable token")
         register_secret(token)
         log.info("Fetched a new WeCom access token (expires in %s s)", expires_in)
         return token, expires_in
@@ -265,128 +182,66 @@ class WeComHook(BaseHook):
         A token error (40014/42001/41001) drops the token only if it is still the cached one,
         refreshes and retries once; a second token error raises ``WeComTokenError``.
         """
-        body: dict[str, Any] = {}
+        # Serialised once: a retry sends the same bytes, which WeCom's duplicate check relies on.
+        data = (
+            None if json is None else jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+        )
         for attempt in (1, 2):
             token = self.get_access_token()
-            body = self._request(
-                http_method, path, params={**(params or {}), "access_token": token}, json=json
+            body = exchange_with_retries(
+                self.session,
+                self.settings,
+                http_method,
+                path,
+                {**(params or {}), "access_token": token},
+                data,
             )
-            errcode = body.get("errcode", 0)
-            if errcode == 0:
+            errcode = body.get("errcode", OK)
+            if errcode == OK:
                 return body
-            if errcode in TOKEN_ERRCODES and attempt == 1:
-                log.warning("WeCom rejected the access token on %s (errcode %s); refreshing", path, errcode)
-                self._invalidate(token)
-                continue
-            break
-        raise error_for(body.get("errcode", -1), body.get("errmsg", ""), path)
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any],
-        json: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """One HTTP exchange with bounded, jittered retries for transient faults."""
-        url = f"{self.settings.base_url}/cgi-bin/{path}"
-        data = None
-        headers = None
-        if json is not None:
-            # Serialised once: a retry sends the same bytes, which WeCom's duplicate check relies on.
-            data = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
-            headers = {"Content-Type": "application/json; charset=utf-8"}
-        retries = self.settings.max_retries
-        for attempt in range(retries + 1):
-            problem = self._exchange(method, url, path, params, data, headers)
-            if isinstance(problem, dict):
-                errcode = problem.get("errcode", 0)
-                if errcode not in TRANSIENT_ERRCODES:
-                    return problem
-                problem = error_for(errcode, problem.get("errmsg", ""), path)
-            if attempt == retries:
-                raise problem
-            delay = random.uniform(
-                0, min(self.settings.retry_backoff_max, self.settings.retry_backoff * 2**attempt)
-            )
-            log.warning("%s; retry %d/%d in %.2fs", problem, attempt + 1, retries, delay)
-            time.sleep(delay)
+            if reaction(errcode) is not Reaction.REFRESH or attempt == 2:
+                raise error_for(errcode, body.get("errmsg", ""), path)
+            log.warning("WeCom rejected the access token on %s (errcode %s); refreshing", path, errcode)
+            self._invalidate(token)
         raise AssertionError("unreachable")
 
-    def _exchange(
-        self,
-        method: str,
-        url: str,
-        path: str,
-        params: dict[str, Any],
-        data: bytes | None,
-        headers: dict[str, str] | None,
-    ) -> dict[str, Any] | WeComTransientError:
-        """The decoded body, or the transient error that describes why there is none."""
-        session = self.session
-        try:
-            # Prepared here and sent with explicit settings: Session.request would merge cookies, hooks
-            # and settings on every call (about half a millisecond each, per message).
-            request = requests.PreparedRequest()
-            request.prepare(method=method, url=url, params=params, data=data,
-                            headers={**session.headers, **(headers or {})})  # fmt: skip
-            response = session.send(
-                request,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                proxies=session.proxies,
-                verify=session.verify,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            return WeComTransientError(-1, "timed out", path)
-        except requests.RequestException as exc:
-            # The exception text contains the URL (and so the token): keep only its kind.
-            return WeComTransientError(-1, f"network error ({type(exc).__name__})", path)
-        return interpret(response.status_code, response.content, path)
-
     # -- typed helpers ------------------------------------------------------------------------
+
+    def _listed(self, path: str, field_name: str, params: dict[str, Any] | None) -> list[dict[str, Any]]:
+        items = self.call("GET", path, params=params).get(field_name)
+        if not isinstance(items, list):
+            raise WeComTransientError.about(path, f"{path} answered without a {field_name} list")
+        return items
 
     def list_departments(self, department_id: int | None = None) -> list[dict[str, Any]]:
         """The department and its descendants, or the whole visible tree."""
         params = {"id": department_id} if department_id is not None else None
-        departments = self.call("GET", "department/list", params=params).get("department")
-        if not isinstance(departments, list):
-            raise WeComTransientError(
-                -1, "department/list answered without a department list", "department/list"
-            )
-        return departments
+        return self._listed("department/list", "department", params)
 
     def list_department_members(self, department_id: int) -> list[dict[str, Any]]:
         """Members listed directly in one department (no ``fetch_child``: big orgs get 45029)."""
-        body = self.call("GET", "user/list", params={"department_id": department_id})
-        members = body.get("userlist")
-        if not isinstance(members, list):
-            raise WeComTransientError(-1, "user/list answered without a userlist", "user/list")
-        return members
+        return self._listed("user/list", "userlist", {"department_id": department_id})
 
     def send_message(self, payload: dict[str, Any]) -> SendResult:
         """Send one application message; invalid recipients come back in the result, not as errors."""
         message = {"agentid": self.agent_id, **payload}
         try:
             body = self.call("POST", "message/send", json=message)
-            errcode = 0
         except WeComItemError as exc:
-            if exc.errcode != 81013:
+            if exc.errcode != NO_VALID_RECIPIENT:
                 raise
-            body = {
-                "invaliduser": message.get("touser"),
-                "invalidparty": message.get("toparty"),
-                "invalidtag": message.get("totag"),
-            }
-            errcode = 81013
+            return SendResult(
+                invalid_users=_split(message.get("touser")),
+                invalid_parties=_split(message.get("toparty")),
+                invalid_tags=_split(message.get("totag")),
+                errcode=NO_VALID_RECIPIENT,
+            )
         return SendResult(
             msgid=body.get("msgid") or None,
             invalid_users=_split(body.get("invaliduser")),
             invalid_parties=_split(body.get("invalidparty")),
             invalid_tags=_split(body.get("invalidtag")),
             unlicensed_users=_split(body.get("unlicenseduser")),
-            errcode=errcode,
         )
 
     def recall_message(self, msgid: str) -> None:
@@ -396,7 +251,7 @@ class WeComHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Called by the Airflow UI: fetch a token without touching any cache."""
         try:
-            token, expires_in = self._fetch_token()
+            _, expires_in = self._fetch_token()
         except WeComError as exc:
             return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - the UI shows the message; keep it secret-free

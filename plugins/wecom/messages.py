@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from wecom.errors import WeComDataError
+
 TEXT_LIMIT = 2048
 MARKDOWN_LIMIT = 2048
 ROBOT_MARKDOWN_LIMIT = 4096
@@ -19,7 +21,7 @@ MAX_USERS, MAX_PARTIES, MAX_TAGS = 1000, 100, 100
 MAX_DUPLICATE_CHECK_INTERVAL = 4 * 3600
 
 
-class MessageError(ValueError):
+class MessageError(WeComDataError):
     """The message cannot be sent as given; the text says what to change."""
 
 

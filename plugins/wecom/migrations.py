@@ -8,6 +8,9 @@ import re
 from typing import Any
 
 from wecom import sql
+from wecom.errors import PipelineStateError
+from wecom.files import SQL
+from wecom.warehouse import require_autocommit
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -16,20 +19,20 @@ _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 def available() -> list[tuple[int, str]]:
     """(version, file name) of every migration, in order."""
     found = []
-    for path in sorted((sql.sql_dir() / "migrations").glob("*.sql")):
+    for path in sorted((SQL / "migrations").glob("*.sql")):
         match = _NAME.match(path.name)
         if not match:
-            raise ValueError(f"migration file {path.name} must be named NNN_description.sql")
+            raise PipelineStateError(f"migration file {path.name} must be named NNN_description.sql")
         found.append((int(match.group(1)), path.name))
     versions = [version for version, _ in found]
     if len(set(versions)) != len(versions):
-        raise ValueError(f"two migrations share a number in {sql.sql_dir() / 'migrations'}")
+        raise PipelineStateError(f"two migrations share a number in {SQL / 'migrations'}")
     return found
 
 
 def apply_migrations(conn: Any) -> list[str]:
     """Apply what is missing, each in its own transaction, under a lock; return what was applied."""
-    conn.autocommit = True
+    require_autocommit(conn, "apply_migrations")
     applied_now = []
     conn.execute("SELECT pg_advisory_lock(hashtextextended('wecom.migrations', 0))")
     try:

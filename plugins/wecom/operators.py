@@ -10,7 +10,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from wecom import warehouse
-from wecom.delivery import Claimant, Outgoing, Sender
+from wecom.delivery import AppMessages, Claimant, Outgoing, Sender
+from wecom.errors import NO_VALID_RECIPIENT
 from wecom.hooks import WeComHook
 from wecom.messages import DuplicateCheck, Recipients, build, markdown, split_markdown
 
@@ -18,12 +19,30 @@ from wecom.messages import DuplicateCheck, Recipients, build, markdown, split_ma
 class WeComSendMessageOperator(BaseOperator):
     """Send a message through the delivery ledger and return what WeCom said (msgids, invalid recipients).
 
-    ``content`` is the text or markdown; ``card`` holds the fields of a textcard, news or template_card.
-    Long markdown is split into numbered parts. Recipients are chunked to WeCom's limits. The default
-    ``dedup_key`` names the DAG, task and run, so a retry or a cleared task sends nothing twice.
+    Long markdown is split into numbered parts; recipients are chunked to WeCom's limits.
+
+    :param msgtype: ``markdown`` (default), ``text``, ``textcard``, ``news`` or ``template_card``.
+    :param content: the text or markdown; templated.
+    :param card: the fields of a textcard, news or template_card; templated.
+    :param users: WeCom userids (a list, or ``"a|b"``); templated.
+    :param departments: department ids; templated.
+    :param tags: tag ids; templated.
+    :param dedup_key: the ledger key: the default names the DAG, task and run, so a retry or a cleared
+        task sends nothing twice; templated.
+    :param wecom_conn_id: the ``wecom`` connection of the app that sends; templated.
+    :param warehouse_conn_id: the PostgreSQL connection holding the delivery ledger; templated.
     """
 
-    template_fields: Sequence[str] = ("content", "card", "users", "departments", "tags", "dedup_key")
+    template_fields: Sequence[str] = (
+        "content",
+        "card",
+        "users",
+        "departments",
+        "tags",
+        "dedup_key",
+        "wecom_conn_id",
+        "warehouse_conn_id",
+    )
     template_fields_renderers = {"content": "md", "card": "json"}
     ui_color = "#2f8fff"
 
@@ -84,20 +103,22 @@ class WeComSendMessageOperator(BaseOperator):
             for c, to in enumerate(chunks, 1)
         ]
         with warehouse.connect_current(self.warehouse_conn_id) as conn:
-            sender = Sender(
-                self.hook, conn, Claimant.from_context(context), duplicate_check=self.duplicate_check()
-            )
-            summary = sender.send(messages)
+            transport = AppMessages(self.hook, self.duplicate_check())
+            summary = Sender(transport, conn, Claimant.from_context(context)).send(messages)
         result = summary.to_dict()
         if summary.skipped and not summary.sent and not summary.already_done:
             raise AirflowFailException(
-                f"every recipient is invalid (81013): users {recipients.users}, departments {recipients.parties}, "
+                f"every recipient is invalid ({NO_VALID_RECIPIENT}): users {recipients.users}, departments {recipients.parties}, "
                 f"tags {recipients.tags}. Check the userids and the app's visible range."
             )
         if summary.failed:
             raise AirflowFailException(
                 f"{summary.failed} message part(s) were refused by WeCom: see wecom.message_failures"
             )
-        self.log.info("Sent %s request(s), %s already sent before; invalid users: %s",
-                      summary.sent, summary.already_done, summary.invalid_users)  # fmt: skip
+        self.log.info(
+            "Sent %s request(s), %s already sent before; invalid users: %s",
+            summary.sent,
+            summary.already_done,
+            summary.invalid_users,
+        )
         return result

@@ -1,28 +1,18 @@
-"""SQL lives in ``include/sql/``; this finds it from a checkout, an editable install or an image."""
+"""Named SQL statements from ``include/sql/`` (see ``wecom.files`` for where that is)."""
 
 from __future__ import annotations
 
-import os
 from functools import cache
-from pathlib import Path
 
-
-def sql_dir() -> Path:
-    """``WECOM_SQL_DIR`` when set (images), else ``include/sql`` next to ``plugins/`` in the project."""
-    configured = os.environ.get("WECOM_SQL_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "include" / "sql"
+from wecom.files import SQL
 
 
 @cache
 def load(name: str) -> str:
     """The text of one SQL file, e.g. ``load("token_store.sql")``."""
-    path = sql_dir() / name
+    path = SQL / name
     if not path.is_file():
-        raise FileNotFoundError(
-            f"SQL file {path} is missing: set WECOM_SQL_DIR to the project's include/sql folder"
-        )
+        raise FileNotFoundError(f"SQL file {path} is missing from the installed wecom package: reinstall it")
     return path.read_text(encoding="utf-8")
 
 

@@ -24,3 +24,12 @@ def connect_current(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
     conn = connect(conn_id)
     ensure_current(conn)
     return conn
+
+
+def require_autocommit(conn: Any, who: str) -> None:
+    """Functions that open their own transactions need a connection that is not inside one already."""
+    if not conn.autocommit:
+        raise ValueError(
+            f"{who} needs a connection in autocommit mode (wecom.warehouse.connect opens them so): it opens its"
+            " own transactions and never changes the mode of a connection it did not open"
+        )

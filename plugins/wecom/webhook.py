@@ -2,56 +2,81 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import requests
 from airflow.sdk import BaseHook
 
-from wecom.errors import WeComConfigError, WeComTransientError, error_for
-from wecom.hooks import DEFAULT_BASE_URL
+from wecom import DEFAULT_BASE_URL
+from wecom.client import HttpSettings, exchange_with_retries, new_session
+from wecom.errors import OK, WeComConfigError, error_for
 from wecom.redact import install_log_redaction, register_secret
 
 ROBOT_PER_MINUTE = 20
+PATH = "webhook/send"
 
 _windows: dict[str, deque[list[float]]] = {}
 _windows_lock = threading.Lock()
 
 
+@dataclass(frozen=True, kw_only=True)
+class WebhookSettings(HttpSettings):
+    """A robot connection: the key, and the HTTP knobs every WeCom connection takes."""
+
+    key: str = field(repr=False)
+    # A robot has no duplicate check: a retry after a lost answer may post twice, so retry less.
+    max_retries: int = 1
+    read_timeout: float = 15.0
+
+
 class WeComWebhookHook(BaseHook):
-    """Posts to ``/cgi-bin/webhook/send?key=...``; the key is the connection's password, never logged."""
+    """Posts to ``/cgi-bin/webhook/send?key=...`` within the robot's 20 messages a minute.
+
+    :param wecom_webhook_conn_id: connection of type ``wecom_webhook``: password = the robot key (the
+        ``key=`` part of the webhook URL), host = API base URL (optional), extra = HTTP knobs.
+    :param per_minute: messages a minute this process sends to one robot (WeCom allows 20).
+    :param window_seconds: the length of that window (shorter in tests).
+    """
 
     conn_name_attr = "wecom_webhook_conn_id"
     default_conn_name = "wecom_webhook_default"
     conn_type = "wecom_webhook"
     hook_name = "WeCom group robot"
 
-    def __init__(self, wecom_webhook_conn_id: str = default_conn_name, per_minute: int = ROBOT_PER_MINUTE,
-                 window_seconds: float = 60.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        wecom_webhook_conn_id: str = default_conn_name,
+        per_minute: int = ROBOT_PER_MINUTE,
+        window_seconds: float = 60.0,
+    ) -> None:
         super().__init__()
         self.wecom_webhook_conn_id = wecom_webhook_conn_id
         self.per_minute = per_minute
         self.window_seconds = window_seconds
 
     @cached_property
-    def _target(self) -> tuple[str, str]:
+    def settings(self) -> WebhookSettings:
         conn = self.get_connection(self.wecom_webhook_conn_id)
         if not conn.password:
-            raise WeComConfigError(
-                0, "", "webhook/send", f"connection {conn.conn_id!r} has no robot key in password"
-            )
+            raise WeComConfigError.about(PATH, f"connection {conn.conn_id!r} has no robot key in password")
         register_secret(conn.password)
         install_log_redaction()
-        return (conn.host or DEFAULT_BASE_URL).rstrip("/"), conn.password
+        base_url = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
+        return WebhookSettings.from_extra(conn, base_url=base_url, key=conn.password)
 
     @cached_property
     def session(self) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False
-        return session
+        return new_session(self.settings)
+
+    def get_conn(self) -> requests.Session:
+        """The pooled HTTP session (``send`` adds the key and reads the errcode)."""
+        return self.session
 
     def _reserve_slot(self, key: str) -> list[float]:
         """Respect 20 messages a minute per robot (within this process; 45009 covers the rest).
@@ -74,30 +99,21 @@ class WeComWebhookHook(BaseHook):
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one robot message; raises on any non-zero errcode (93000/93004 fail at once)."""
-        base_url, key = self._target
-        slot = self._reserve_slot(key)
+        settings = self.settings
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        slot = self._reserve_slot(settings.key)
         try:
-            response = self.session.post(
-                f"{base_url}/cgi-bin/webhook/send", params={"key": key}, json=payload, timeout=(5, 15)
-            )
-        except requests.RequestException as exc:
-            raise WeComTransientError(-1, f"network error ({type(exc).__name__})", "webhook/send") from None
+            body = exchange_with_retries(self.session, settings, "POST", PATH, {"key": settings.key}, data)
         finally:
             slot[0] = time.monotonic()
-        if response.status_code != 200:
-            raise WeComTransientError(-1, f"HTTP {response.status_code}", "webhook/send")
-        try:
-            body = response.json()
-        except ValueError:
-            raise WeComTransientError(-1, "non-JSON body", "webhook/send") from None
-        errcode = body.get("errcode", -1) if isinstance(body, dict) else -1
-        if errcode != 0:
-            raise error_for(errcode, body.get("errmsg", "") if isinstance(body, dict) else "", "webhook/send")
+        errcode = body.get("errcode", OK)
+        if errcode != OK:
+            raise error_for(errcode, body.get("errmsg", ""), PATH)
         return body
 
     def test_connection(self) -> tuple[bool, str]:
         try:
-            _ = self._target
+            _ = self.settings
         except Exception as exc:  # noqa: BLE001 - shown in the UI
             return False, str(exc)
         return True, "Robot key present (a test would post a message to the group, so none is sent)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from wecom.notifications import WeComNotifier
+from wecom.notifications import WeComNotifier, WeComWebhookNotifier
 from wecom.operators import WeComSendMessageOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -29,7 +29,7 @@ with DAG(
 
 with DAG("wecom_robot_alert", schedule=None, start_date=START):
 
-    @task(on_failure_callback=WeComNotifier(webhook_conn_id="ops_robot"))
+    @task(on_failure_callback=WeComWebhookNotifier(wecom_webhook_conn_id="ops_robot"))
     def explode_loudly():
         raise RuntimeError("boom")
 

@@ -40,7 +40,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / ".chaos"
-os.environ.setdefault("WECOM_SQL_DIR", str(ROOT / "include" / "sql"))
 os.environ.setdefault("AIRFLOW_HOME", str(HOME / "airflow"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
@@ -48,13 +47,11 @@ import psycopg  # noqa: E402
 
 from wecom.delivery import Claimant  # noqa: E402
 from wecom.directory import tasks as directory  # noqa: E402
-from wecom.interviews import demo_data  # noqa: E402
 from wecom.interviews import tasks as interviews  # noqa: E402
 from wecom.interviews.messages import digest_messages, reminder_messages  # noqa: E402
 from wecom.interviews.render import LOCAL_TZ  # noqa: E402
-from wecom.interviews.tasks import create_platform_schema  # noqa: E402
-from wecom.simulator import SimulatorAdmin, generate_org  # noqa: E402
-from wecom.testing.environment import (  # noqa: E402
+from wecom_dev import demo_data  # noqa: E402
+from wecom_dev.environment import (  # noqa: E402
     airflow_connections,
     org_args,
     postgres_conn_json,
@@ -62,7 +59,9 @@ from wecom.testing.environment import (  # noqa: E402
     simulator_process,
     wecom_conn_json,
 )
-from wecom.testing.leaks import files, find_leaks, postgres_rows  # noqa: E402
+from wecom_dev.leaks import files, find_leaks, postgres_rows  # noqa: E402
+from wecom_dev.platform import create_platform_schema  # noqa: E402
+from wecom_simulator import SimulatorAdmin, generate_org  # noqa: E402
 
 PROFILES = {"ci": 40, "soak": 400}
 ORG = {"users": 200, "departments": 20, "seed": 3}

@@ -1,6 +1,6 @@
 """``make e2e``: the pipeline under a real scheduler, two Celery workers and a backfill after an outage.
 
-Starts the deployment of ``wecom.testing.deployment`` (PostgreSQL metadata DB, api-server, scheduler,
+Starts the deployment of ``wecom_dev.deployment`` (PostgreSQL metadata DB, api-server, scheduler,
 dag-processor, triggerer, two Celery workers on Redis, the simulator, a warehouse), then acts only through
 the ``airflow`` CLI and the REST API, as an operator would, and checks the outcome in the warehouse and in
 the simulator's record. Exits non-zero on the first broken expectation; stops every process it started.
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import psycopg
 
-from wecom.interviews import demo_data
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
-from wecom.interviews.tasks import create_platform_schema
-from wecom.simulator import SimulatorAdmin, generate_org
-from wecom.testing.deployment import Deployment, deployment, leftover_processes
-from wecom.testing.environment import org_args
-from wecom.testing.leaks import files, find_leaks, postgres_rows
+from wecom_dev import demo_data
+from wecom_dev.deployment import Deployment, deployment, leftover_processes
+from wecom_dev.environment import org_args
+from wecom_dev.leaks import files, find_leaks, postgres_rows
+from wecom_dev.platform import create_platform_schema
+from wecom_simulator import SimulatorAdmin, generate_org
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / ".e2e"

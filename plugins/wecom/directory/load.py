@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from psycopg import postgres
 from psycopg.adapt import Dumper
 from psycopg.copy import Copy, FileWriter
@@ -18,6 +17,8 @@ from psycopg.pq import Format
 
 from wecom import sql
 from wecom.directory.snapshot import DEPARTMENT_COLUMNS, MEMBERSHIP_COLUMNS, USER_COLUMNS, Snapshot
+from wecom.errors import PipelineStateError
+from wecom.warehouse import require_autocommit
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ COUNTED = (
 )  # fmt: skip
 
 
-class MassRemovalBlocked(AirflowFailException):
+class MassRemovalBlocked(PipelineStateError):
     """The snapshot would remove too many members at once; nothing was applied."""
 
 
@@ -98,7 +99,7 @@ def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None,
     (applying it would write nothing). On a first sync there is nothing to compare with, so each piece is
     sent while the next one is formatted.
     """
-    conn.autocommit = True  # the one transaction below is explicit
+    require_autocommit(conn, "stage_snapshot")
     counts, last_digest = snapshot.counts(), last_applied_digest(conn)
     digest = hashlib.sha256(DIGEST_VERSION)
     with conn.cursor() as cur, conn.cursor() as formatter:
@@ -164,7 +165,7 @@ def _column_types(conn: Any, table: str) -> list[int]:
         (list(STAGING_COLUMNS[table]), f"wecom_staging.{table}"),
     ).fetchall()
     if len(rows) != len(STAGING_COLUMNS[table]):
-        raise RuntimeError(
+        raise PipelineStateError(
             f"wecom_staging.{table} lacks columns this loader writes: apply the migrations first"
         )
     return [oid for (oid,) in rows]
@@ -221,7 +222,7 @@ def apply_snapshot(
     conn: Any, snapshot_id: int, guard: RemovalGuard = RemovalGuard(), dag_run_id: str | None = None
 ) -> dict[str, Any]:
     """Merge one staged snapshot; record the run in wecom.sync_runs whatever happens."""
-    conn.autocommit = True
+    require_autocommit(conn, "apply_snapshot")
     sync_run_id = conn.execute(
         "INSERT INTO wecom.sync_runs (dag_run_id) VALUES (%s) RETURNING sync_run_id", (dag_run_id,)
     ).fetchone()[0]
@@ -260,14 +261,14 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
             (snapshot_id,),
         ).fetchone()
         if not staged:
-            raise AirflowFailException(
+            raise PipelineStateError(
                 f"staged snapshot {snapshot_id} does not exist (already applied or cleaned up): "
                 "clear the fetch task too, so it stages a new one"
             )
         digest, unchanged, departments, users, memberships = staged
         if unchanged:
             if digest != last_applied_digest(conn):
-                raise AirflowFailException(
+                raise PipelineStateError(
                     f"snapshot {snapshot_id} was identical to a sync that is no longer the latest: "
                     "clear the fetch task too, so it stages a complete snapshot"
                 )

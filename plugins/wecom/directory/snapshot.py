@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from wecom.errors import WeComDataError
 from wecom.hooks import WeComHook
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ _USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MAX_TEXT_BYTES = 4096
 
 
-class DirectoryDataError(ValueError):
+class DirectoryDataError(WeComDataError):
     """WeCom returned directory data we cannot load; the message says which item and why."""
 
 
@@ -180,7 +181,7 @@ def _list_and_normalize(hook: WeComHook, dept_id: int) -> list[tuple[dict[str, A
 def fetch_snapshot(hook: WeComHook, concurrency: int = 4) -> Snapshot:
     """department/list once, then user/list per department with bounded concurrency."""
     if not 1 <= concurrency <= 32:
-        raise ValueError(f"concurrency must be between 1 and 32, not {concurrency}")
+        raise WeComDataError(f"concurrency must be between 1 and 32, not {concurrency}")
     raw_departments = hook.list_departments()
     snapshot = Snapshot()
     for raw in raw_departments:

@@ -14,9 +14,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from wecom import sql
-from wecom.delivery import Outgoing, settled
 from wecom.interviews.mapping import MAPPING, QUERIES, lookup, report_unmapped
 from wecom.interviews.render import LOCAL_TZ, Interview, local, render
+from wecom.ledger import Outgoing, settled
 from wecom.messages import markdown, split_markdown
 
 log = logging.getLogger(__name__)

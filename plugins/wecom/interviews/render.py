@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
+
+from wecom.errors import WeComDataError
+from wecom.files import TEMPLATES
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 LANGUAGES = ("zh", "en")
@@ -38,15 +39,10 @@ def local(value: datetime) -> datetime:
     return value.astimezone(LOCAL_TZ)
 
 
-def template_dir() -> Path:
-    configured = os.environ.get("WECOM_TEMPLATE_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "include" / "templates"
-
-
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir()),
+        loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,  # markdown, not HTML: the md filter does the escaping
@@ -58,7 +54,7 @@ def environment() -> jinja2.Environment:
 
 def render(name: str, language: str, **values: Any) -> str:
     if language not in LANGUAGES:
-        raise ValueError(f"language must be one of {LANGUAGES}, not {language!r}")
+        raise WeComDataError(f"language must be one of {LANGUAGES}, not {language!r}")
     return environment().get_template(f"{name}.{language}.md.j2").render(**values).strip()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from wecom.errors import WeComDataError
 from wecom.interviews.render import local
 
 REMINDER_INTERVAL = timedelta(minutes=10)
@@ -16,7 +17,7 @@ def run_day(params_day: str | None, context: dict[str, Any]) -> date:
         try:
             return date.fromisoformat(str(params_day))
         except ValueError:
-            raise ValueError(f"day must be YYYY-MM-DD, not {params_day!r}") from None
+            raise WeComDataError(f"day must be YYYY-MM-DD, not {params_day!r}") from None
     moment = context.get("logical_date") or context["dag_run"].run_after
     return local(moment).date()
 

@@ -1,15 +1,18 @@
-"""What the interview DAGs' tasks do; each takes connection ids and plain values."""
+"""What the interview DAGs' tasks do: ``digest_task`` and ``reminders_task`` take a run's params and context;
+``send_digest`` and ``send_reminders`` take plain values (the chaos harness and benchmarks call them)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
-from wecom import sql, warehouse
-from wecom.delivery import Claimant, MemberLimits, Sender, Summary, record_dry_run
+from wecom import warehouse
+from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
 from wecom.hooks import WeComHook
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
+from wecom.interviews.schedule import run_day, run_window
+from wecom.ledger import record_dry_run
 
 SOURCE_CONN_ID = "interview_source"
 
@@ -38,7 +41,7 @@ def _deliver(
 ) -> dict[str, Any]:
     if dry_run:
         return {"dry_run": True, "rendered": record_dry_run(wh, messages, claimant), "sent": 0}
-    sender = Sender(WeComHook(wecom_conn_id), wh, claimant, limits=MemberLimits())
+    sender = Sender(AppMessages(WeComHook(wecom_conn_id)), wh, claimant, limits=MemberLimits())
     summary = Summary()
     summary.add(sender.resume_deferred())  # anything an earlier run deferred under the member limits
     summary.add(sender.send(messages))
@@ -92,8 +95,27 @@ def send_reminders(
         return {**report, "messages": len(messages), **_deliver(messages, claimant, False, wh, wecom_conn_id)}
 
 
-def create_platform_schema(conn: Any) -> None:
-    """For the demo, tests and benchmarks: the platform's tables and the contract views."""
-    conn.execute(sql.load("interview/platform_schema.sql"))
-    conn.execute(sql.load("interview/contract_views.sql"))
-    conn.commit()
+def digest_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The digest for the run's day (the ``day`` param, else the run's date in Asia/Shanghai)."""
+    return send_digest(
+        run_day(params["day"], context),
+        Claimant.from_context(context),
+        language=params["language"],
+        dry_run=bool(params["dry_run"]),
+        only_users=list(params["only_users"] or []),
+        leader_summary=bool(params["leader_summary"]),
+    )
+
+
+def reminders_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Reminders and feedback nudges due in the run's data interval."""
+    start, end = run_window(context)
+    return send_reminders(
+        start,
+        end,
+        Claimant.from_context(context),
+        lead_minutes=int(params["lead_minutes"]),
+        send_stale=bool(params["send_stale"]),
+        feedback_after_hours=float(params["feedback_after_hours"]),
+        language=params["language"],
+    )

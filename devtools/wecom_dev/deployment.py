@@ -24,10 +24,10 @@ from typing import Any
 
 import requests
 
-from wecom.testing.environment import postgres_conn_json, simulator_process, wecom_conn_json
-from wecom.testing.postgres import Server, find_server
+from wecom_dev.environment import postgres_conn_json, simulator_process, wecom_conn_json
+from wecom_dev.postgres import Server, find_server
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 MARKER = "WECOM_E2E_RUN"  # set in every process started, to find any that outlive the run
 
@@ -224,7 +224,6 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
             "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url),
             "AIRFLOW_CONN_WECOM_WAREHOUSE": postgres_conn_json(warehouse_url),
             "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(warehouse_url),
-            "WECOM_SQL_DIR": str(ROOT / "include" / "sql"),
         }
         d = Deployment(home=home / "airflow", env=env, api_url=f"http://127.0.0.1:{api_port}",
                        simulator_url=sim_url, warehouse_url=warehouse_url, metadata_url=metadata_url,

@@ -6,8 +6,8 @@ import argparse
 import signal
 import sys
 
-from wecom.simulator.org import generate_org
-from wecom.simulator.server import SimulatorConfig, WeComSimulator
+from wecom_simulator.org import generate_org
+from wecom_simulator.server import SimulatorConfig, WeComSimulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

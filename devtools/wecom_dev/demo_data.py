@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from wecom.interviews.render import LOCAL_TZ
-from wecom.simulator.org import Org
+from wecom_simulator.org import Org
 
 POSITIONS = [
     "后端工程师",

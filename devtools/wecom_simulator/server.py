@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from wecom.simulator.org import Org, generate_org
+from wecom_simulator.org import Org, generate_org
 
 TEXT_LIMIT = 2048
 ROBOT_MARKDOWN_LIMIT = 4096

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import psycopg
 
-from wecom.interviews import demo_data
 from wecom.interviews.render import LOCAL_TZ
-from wecom.interviews.tasks import create_platform_schema
-from wecom.simulator.org import generate_org
-from wecom.testing.environment import org_args, postgres_conn_json, simulator_process, wecom_conn_json
-from wecom.testing.postgres import Server, find_server
+from wecom_dev import demo_data
+from wecom_dev.environment import org_args, postgres_conn_json, simulator_process, wecom_conn_json
+from wecom_dev.platform import create_platform_schema
+from wecom_dev.postgres import Server, find_server
+from wecom_simulator.org import generate_org
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / ".demo"
@@ -114,7 +114,7 @@ def run() -> None:
 
 
 def summary(db_url: str, sim_url: str) -> None:
-    from wecom.simulator import SimulatorAdmin
+    from wecom_simulator import SimulatorAdmin
 
     with psycopg.connect(db_url) as conn:
         one = lambda q: conn.execute(q).fetchone()[0]  # noqa: E731
@@ -157,7 +157,7 @@ def standalone() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m wecom.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m wecom_dev.demo", description=__doc__)
     parser.add_argument("command", choices=["run", "airflow", "clean"], nargs="?", default="run")
     command = parser.parse_args(argv).command
     if command == "clean":

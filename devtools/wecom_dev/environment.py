@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from wecom.simulator.server import SimulatorConfig
-from wecom.testing.postgres import find_server
+from wecom_dev.postgres import find_server
+from wecom_simulator.server import SimulatorConfig
 
 
 def postgres_conn_json(url: str) -> str:
@@ -65,7 +65,7 @@ def org_args(users: int, departments: int, seed: int = 1) -> tuple[str, ...]:
 def simulator_process(*args: str) -> Iterator[str]:
     """``wecom-simulator`` in its own process (no GIL shared with the client); yields its URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "wecom.simulator", "--port", "0", *args],
+        [sys.executable, "-m", "wecom_simulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,0 +1,148 @@
+"""The HTTP side both hooks share: settings from a connection's extra, a pooled session, and one exchange
+with bounded, jittered retries whose answer is read by ``errors.read_answer``."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Self
+
+import requests
+
+from wecom.errors import Reaction, WeComConfigError, WeComTransientError, error_for, reaction, read_answer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings:
+    """Knobs every WeCom connection takes in its extra (the connection form declares each of them)."""
+
+    base_url: str
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    proxy: str | None = None
+    max_retries: int = 3
+    retry_backoff: float = 0.5
+    retry_backoff_max: float = 8.0
+    pool_size: int = 8
+
+    # Fields that do not come from the extra.
+    NOT_EXTRAS = frozenset({"base_url", "corp_id", "secret", "key"})
+
+    @classmethod
+    def extra_fields(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls) if f.name not in cls.NOT_EXTRAS}
+
+    @classmethod
+    def from_extra(cls, conn: Any, **values: Any) -> Self:
+        """Settings from a connection's extra (typed by the fields; blank values mean the default)."""
+        # Form fields may arrive prefixed (extra__wecom__agent_id) from older UIs: accept both spellings.
+        extra = {
+            key.split("__")[-1]: value
+            for key, value in (conn.extra_dejson or {}).items()
+            if value not in (None, "")
+        }
+        for name, spec in cls.extra_fields().items():
+            if name in extra:
+                values[name] = _typed(extra[name], spec.type, conn.conn_id, name)
+        return cls(**values)
+
+
+def _typed(value: Any, annotation: Any, conn_id: str, name: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("int"):
+            return int(value)
+    except (TypeError, ValueError):
+        raise WeComConfigError.about(
+            "connection", f"connection {conn_id!r}: extra {name} must be a number, not {value!r:.40}"
+        ) from None
+    return str(value)
+
+
+def new_session(settings: HttpSettings) -> requests.Session:
+    """A keep-alive session whose proxy and CA settings are resolved once, not on every call."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=2, pool_maxsize=settings.pool_size, max_retries=0
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # With trust_env, requests re-reads os.environ on every call (about 1 ms each with a large environment).
+    if settings.proxy:
+        session.proxies = {"http": settings.proxy, "https": settings.proxy}
+    else:
+        session.proxies = requests.utils.get_environ_proxies(settings.base_url)
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
+    return session
+
+
+def exchange(
+    session: requests.Session,
+    settings: HttpSettings,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    data: bytes | None = None,
+) -> dict[str, Any]:
+    """One request to ``/cgi-bin/{path}`` and its WeCom body; transient faults raise WeComTransientError."""
+    headers = dict(session.headers)
+    if data is not None:
+        headers["Content-Type"] = "application/json; charset=utf-8"
+    try:
+        # Prepared here: Session.request would merge cookies, hooks and settings on every call.
+        request = requests.PreparedRequest()
+        request.prepare(
+            method=method,
+            url=f"{settings.base_url}/cgi-bin/{path}",
+            params=params,
+            data=data,
+            headers=headers,
+        )
+        response = session.send(
+            request,
+            timeout=(settings.connect_timeout, settings.read_timeout),
+            proxies=session.proxies,
+            verify=session.verify,
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        raise WeComTransientError.about(path, "timed out") from None
+    except requests.RequestException as exc:
+        # The exception text contains the URL (and so the credential): keep only its kind.
+        raise WeComTransientError.about(path, f"network error ({type(exc).__name__})") from None
+    return read_answer(response.status_code, response.content, path)
+
+
+def exchange_with_retries(
+    session: requests.Session,
+    settings: HttpSettings,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    data: bytes | None = None,
+) -> dict[str, Any]:
+    """``exchange`` with bounded, jittered retries of transient faults; other errcodes come back as bodies."""
+    for attempt in range(settings.max_retries + 1):
+        try:
+            body = exchange(session, settings, method, path, params, data)
+            errcode = body.get("errcode", 0)
+            if reaction(errcode) is not Reaction.RETRY:
+                return body
+            problem = error_for(errcode, body.get("errmsg", ""), path)
+        except WeComTransientError as exc:
+            problem = exc
+        if attempt == settings.max_retries:
+            raise problem
+        delay = random.uniform(0, min(settings.retry_backoff_max, settings.retry_backoff * 2**attempt))
+        log.warning("%s; retry %d/%d in %.2fs", problem, attempt + 1, settings.max_retries, delay)
+        time.sleep(delay)
+    raise AssertionError("unreachable")

@@ -1,0 +1,248 @@
+"""The delivery ledger ``wecom.message_log``: claims, slot reservations, deferrals and outcomes.
+
+Every function takes a connection in autocommit mode (``warehouse.connect`` opens them so) and runs its
+own explicit transaction; none changes the connection's mode.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from wecom import sql
+from wecom.limits import MemberLimits
+from wecom.warehouse import require_autocommit
+
+LEDGER = "delivery/ledger.sql"
+
+
+@dataclass
+class Outgoing:
+    """One message to send once. ``to`` defaults to the recipient userid (a personal message)."""
+
+    dedup_key: str
+    recipient: str
+    payload: dict[str, Any]
+    to: dict[str, str] | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def personal(self) -> bool:
+        return self.to is None
+
+    def body_hash(self) -> str:
+        return hashlib.sha256(
+            json.dumps(self.payload, ensure_ascii=False, sort_keys=True).encode()
+        ).hexdigest()
+
+    def preview(self) -> str:
+        section = self.payload.get(self.payload.get("msgtype", ""), {})
+        text = section.get("content") or section.get("title") or json.dumps(section, ensure_ascii=False)
+        if self.payload.get("msgtype") == "template_card":
+            text = section.get("main_title", {}).get("title", "")
+        return " ".join(str(text).split())[:80]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed message; ``finished`` is the send's completion in database time."""
+
+    message: Outgoing
+    status: str  # sent | skipped | failed | expired | pending
+    msgid: str | None = None
+    errcode: int | None = None
+    reason: str | None = None
+    finished: float | None = None
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who sends: the Airflow task attempt (a retry of the same task may take its own claims back)."""
+
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int = -1
+
+    @classmethod
+    def from_context(cls, context: Any | None) -> Claimant:
+        if not context:
+            return cls(task_id=f"local-{os.getpid()}")
+        ti = context["ti"]
+        return cls(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
+
+    @property
+    def key(self) -> str:
+        return f"{self.dag_id}/{self.task_id}/{self.run_id}/{self.map_index}"
+
+
+@dataclass
+class Reservation:
+    """The plan for a batch: (slot in this machine's clock, message) in order, and what was deferred."""
+
+    schedule: list[tuple[float, Outgoing]]
+    deferred: list[Outgoing]
+    clock_offset: float  # this machine's clock minus the database's
+
+
+def _statement(name: str) -> str:
+    return sql.statements(LEDGER)[name]
+
+
+def claim(conn: Any, batch: list[Outgoing], claimant: Claimant, lease_seconds: int) -> list[Outgoing]:
+    """The messages of ``batch`` this claimant may send now (new, deferred, its own or stale claims)."""
+    require_autocommit(conn, "claim")
+    columns: dict[str, list[Any]] = {name: [] for name in ("k", "r", "t", "h", "p", "e")}
+    for m in batch:
+        for name, value in zip(
+            columns,
+            (m.dedup_key, m.recipient, m.payload.get("msgtype"), m.body_hash(), m.preview(), m.expires_at),
+            strict=True,
+        ):
+            columns[name].append(value)
+    params = {
+        **columns,
+        "dag": claimant.dag_id,
+        "run": claimant.run_id,
+        "task": claimant.task_id,
+        "by": claimant.key,
+        "lease": lease_seconds,
+    }
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_statement("claim"), params)
+        mine = set(cur.fetchall())
+    return [m for m in batch if (m.dedup_key, m.recipient) in mine]
+
+
+def database_now(conn: Any) -> float:
+    return conn.execute(_statement("now")).fetchone()[0]
+
+
+def reserve(conn: Any, messages: list[Outgoing], limits: MemberLimits) -> Reservation:
+    """Reserve a send slot per personal message under the per-member windows, or defer it.
+
+    Slots are planned in database time (every sender shares that clock) under per-member locks, then
+    converted once to this machine's clock for sleeping.
+    """
+    require_autocommit(conn, "reserve")
+    personal = sorted({m.recipient for m in messages if m.personal})
+    with conn.transaction():
+        if personal:
+            conn.execute(_statement("lock_members"), {"keys": [f"wecom.member:{r}" for r in personal]})
+        before = time.time()
+        now = database_now(conn)
+        offset = (before + time.time()) / 2 - now  # this machine's clock minus the database's
+        taken = _taken_slots(conn, personal, now - limits.hour)
+        schedule, deferred = _plan(messages, taken, now, limits)
+        reserved = [
+            {"slot": slot, "key": m.dedup_key, "recipient": m.recipient} for slot, m in schedule if m.personal
+        ]
+        if reserved:
+            conn.cursor().executemany(_statement("reserve"), reserved)
+        if deferred:
+            conn.cursor().executemany(_statement("defer"), [_deferral(m, slot) for m, slot in deferred])
+    schedule.sort(key=lambda item: item[0])
+    return Reservation([(slot + offset, m) for slot, m in schedule], [m for m, _ in deferred], offset)
+
+
+def _taken_slots(conn: Any, recipients: list[str], since: float) -> dict[str, list[float]]:
+    taken: dict[str, list[float]] = defaultdict(list)
+    if recipients:
+        for recipient, at in conn.execute(
+            _statement("taken_slots"), {"recipients": recipients, "since": since}
+        ):
+            taken[recipient].append(at)
+    return taken
+
+
+def _plan(
+    messages: list[Outgoing], taken: dict[str, list[float]], now: float, limits: MemberLimits
+) -> tuple[list[tuple[float, Outgoing]], list[tuple[Outgoing, float]]]:
+    """Each message's slot (now for group messages), or a deferral when the wait would be too long."""
+    schedule: list[tuple[float, Outgoing]] = []
+    deferred: list[tuple[Outgoing, float]] = []
+    for message in messages:
+        if not message.personal:
+            schedule.append((now, message))
+            continue
+        slots = taken[message.recipient]
+        slot = limits.next_slot(slots, now)
+        if slot - now > limits.max_wait:
+            deferred.append((message, slot))
+            continue
+        bisect.insort(slots, slot)
+        schedule.append((slot, message))
+    return schedule, deferred
+
+
+def _deferral(message: Outgoing, slot: float) -> dict[str, Any]:
+    return {
+        "slot": slot,
+        "body": Jsonb({"payload": message.payload, "to": message.to}),
+        "reason": "per-member limit: deferred to a later run",
+        "key": message.dedup_key,
+        "recipient": message.recipient,
+    }
+
+
+def record(conn: Any, outcomes: list[Outcome]) -> None:
+    """Settle the outcomes of one batch in one transaction."""
+    if not outcomes:
+        return
+    rows = [
+        {
+            "status": o.status,
+            "msgid": o.msgid,
+            "errcode": o.errcode,
+            "reason": o.reason[:1000] if o.reason else None,
+            "finished": o.finished,
+            "key": o.message.dedup_key,
+            "recipient": o.message.recipient,
+        }
+        for o in outcomes
+    ]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_statement("record"), rows)
+
+
+def due_deferred(conn: Any, limit: int) -> list[Outgoing]:
+    """Deferred messages whose time has come (any DAG's), with the content they were deferred with."""
+    rows = conn.execute(_statement("due_deferred"), {"limit": limit}).fetchall()
+    return [
+        Outgoing(key, recipient, body["payload"], body.get("to"), expires)
+        for key, recipient, body, expires in rows
+    ]
+
+
+def settled(conn: Any, keys: list[str]) -> set[str]:
+    """The keys the ledger has settled for good (sent, skipped, expired): no need to even render them."""
+    return {key for (key,) in conn.execute(_statement("settled"), {"keys": keys})}
+
+
+def record_dry_run(conn: Any, messages: list[Outgoing], claimant: Claimant) -> int:
+    """Record what a dry run would send (status skipped, reason 'dry run'); keys carry the run id."""
+    rows = [
+        {
+            "key": f"dry-run:{claimant.run_id}:{m.dedup_key}",
+            "recipient": m.recipient,
+            "msgtype": m.payload.get("msgtype"),
+            "hash": m.body_hash(),
+            "preview": m.preview(),
+            "dag": claimant.dag_id,
+            "run": claimant.run_id,
+            "task": claimant.task_id,
+        }
+        for m in messages
+    ]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_statement("dry_run"), rows)
+    return len(rows)
