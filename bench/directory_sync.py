@@ -16,7 +16,7 @@ import time
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-from wecom import migrations, warehouse
+from wecom import warehouse
 from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
 from wecom.directory.snapshot import (
     DEPARTMENT_COLUMNS,
@@ -133,7 +133,7 @@ def main() -> None:
             wecom_warehouse=postgres_conn_json(db_url),
         ):
             with warehouse.connect() as conn:
-                migrations.apply_migrations(conn)
+                warehouse.apply_migrations(conn)
                 conn.execute(NAIVE_DDL)
 
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -8,7 +8,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wecom import migrations, warehouse
+from wecom import warehouse
 from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
 from wecom.directory.snapshot import (
     DirectoryDataError,
@@ -109,7 +109,7 @@ def test_hostile_members_load_exactly_and_reload_writes_nothing(connections, mem
         except DirectoryDataError:
             return
     with warehouse.connect() as conn:
-        migrations.apply_migrations(conn)
+        warehouse.apply_migrations(conn)
         conn.execute("TRUNCATE wecom.users, wecom.departments, wecom.users_history_closed,"
                      " wecom.departments_history_closed, wecom.user_departments_history_closed, wecom.sync_runs"
                      " CASCADE")  # fmt: skip

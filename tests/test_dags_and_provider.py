@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import pytest
 from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable
 from conftest import ROOT
 
@@ -66,6 +68,43 @@ def test_connection_form_metadata_is_registered():
     }
     assert "password" in behaviours["wecom_webhook"]["relabeling"]
     widgets = manager.connection_form_widgets
-    assert {"extra__wecom__agent_id", "extra__wecom__read_timeout"} <= set(widgets)
+    assert {"extra__wecom__agent_id", "extra__wecom__read_timeout", "extra__wecom_webhook__proxy"} <= set(
+        widgets
+    )
     info = get_provider_info()
-    assert info["notifications"] == ["wecom.notifications.WeComNotifier"]
+    assert info["notifications"] == [
+        "wecom.notifications.WeComNotifier",
+        "wecom.notifications.WeComWebhookNotifier",
+    ]
+    assert {m for h in info["hooks"] for m in h["python-modules"]} == {"wecom.hooks", "wecom.webhook"}
+
+
+# A distinctive value for each kind of extra, and what the hook must make of it.
+SAMPLES = {"number": ("7.5", 7.5), "integer": ("7", 7), "string": ("memory", "memory")}
+
+
+@pytest.mark.parametrize("conn_type", ["wecom", "wecom_webhook"])
+def test_the_form_declares_exactly_the_extras_the_hook_reads_and_hides_only_what_it_ignores(conn_type):
+    """Each declared extra, set in a connection, reaches the hook's settings; every knob the settings take
+    from the extra is declared; hidden fields are ones the hook never reads."""
+    from airflow.sdk import Connection
+
+    from wecom.hooks import WeComSettings
+    from wecom.webhook import WebhookSettings
+
+    spec = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}[conn_type]
+    settings_class = WeComSettings if conn_type == "wecom" else WebhookSettings
+    declared = spec["conn-fields"]
+    assert set(declared) == set(settings_class.extra_fields())
+    extra = {name: SAMPLES[field["schema"]["type"][0]][0] for name, field in declared.items()}
+    conn = Connection(conn_id="c", conn_type=conn_type, host="http://h:1", login="corp", password="secret-value",
+                      extra=json.dumps(extra))  # fmt: skip
+    settings = settings_class.from_connection(conn)
+    for name, field in declared.items():
+        assert getattr(settings, name) == SAMPLES[field["schema"]["type"][0]][1], name
+    # Hidden fields are ignored: a connection that sets them reads the same.
+    hidden = spec["ui-field-behaviour"]["hidden-fields"]
+    noisy = Connection(conn_id="c", conn_type=conn_type, host="http://h:1", login="corp", password="secret-value",
+                       extra=json.dumps(extra), schema="ftp", port=1)  # fmt: skip
+    assert set(hidden) == {"schema", "port"} | ({"login"} if conn_type == "wecom_webhook" else set())
+    assert settings_class.from_connection(noisy) == settings

@@ -275,7 +275,7 @@ def test_new_app_without_sensitive_fields_loads_nulls(sync, db, simulator):
 
 
 def test_a_streamed_first_stage_and_a_hashed_restage_agree_on_the_digest(db_url):
-    from wecom import migrations
+    from wecom import warehouse
     from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
 
     def snapshot(position: str) -> Snapshot:
@@ -294,7 +294,7 @@ def test_a_streamed_first_stage_and_a_hashed_restage_agree_on_the_digest(db_url)
         ).fetchone()
 
     with psycopg.connect(db_url, autocommit=True) as conn:
-        migrations.apply_migrations(conn)
+        warehouse.apply_migrations(conn)
         first = stage_snapshot(conn, snapshot("工程师"), chunk=5)  # nothing applied yet: streamed
         assert staged(conn, first) == (False, 12)
         apply_snapshot(conn, first, RemovalGuard())
@@ -308,16 +308,16 @@ def test_a_streamed_first_stage_and_a_hashed_restage_agree_on_the_digest(db_url)
 
 def test_migration_008_keeps_every_version_of_an_existing_history(db_url, monkeypatch):
     """A warehouse synced before 008 (every current row with an open twin in history) keeps every version."""
-    from wecom import migrations
+    from wecom import warehouse
 
     def versions(conn, view):
         return conn.execute(f"SELECT * FROM wecom.{view} ORDER BY 1, valid_from").fetchall()  # noqa: S608
 
-    everything = migrations.available()
+    everything = warehouse.available()
     views = ("departments_history", "users_history", "user_departments_history")
     with psycopg.connect(db_url, autocommit=True) as conn:
-        monkeypatch.setattr(migrations, "available", lambda: [m for m in everything if m[0] < 8])
-        migrations.apply_migrations(conn)
+        monkeypatch.setattr(warehouse, "available", lambda: [m for m in everything if m[0] < 8])
+        warehouse.apply_migrations(conn)
         conn.execute("""
             INSERT INTO wecom.departments (department_id, name, parent_id, first_seen_at, updated_at)
             VALUES (1, '总公司', 0, '2026-01-01', '2026-01-01'), (2, '研发', 1, '2026-01-01', '2026-02-01');
@@ -336,8 +336,8 @@ def test_migration_008_keeps_every_version_of_an_existing_history(db_url, monkey
             VALUES ('zhangsan', 1, false, '2026-01-01', '2026-02-01', 1), ('zhangsan', 2, false, '2026-02-01', NULL, 2);
         """)  # fmt: skip
         before = {v: versions(conn, v) for v in views}
-        monkeypatch.setattr(migrations, "available", lambda: everything)
-        assert "008_history_closed_versions.sql" in migrations.apply_migrations(conn)
+        monkeypatch.setattr(warehouse, "available", lambda: everything)
+        assert "008_history_closed_versions.sql" in warehouse.apply_migrations(conn)
         after = {v: versions(conn, v) for v in views}
         assert after == before and len(after["departments_history"]) == 3
         closed = [one(conn, f"SELECT count(*) FROM wecom.{v}_closed") for v in views]  # noqa: S608

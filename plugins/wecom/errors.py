@@ -109,7 +109,9 @@ class WeComError(Exception):
         if errcode == OK and not self.errmsg:  # found before any call: the advice is the whole story
             message = f"WeCom {path}: {advice}"
         else:
-            message = f"WeCom {path} failed: errcode {errcode}: {self.errmsg}" + (f" ({advice})" if advice else "")
+            message = f"WeCom {path} failed: errcode {errcode}: {self.errmsg}" + (
+                f" ({advice})" if advice else ""
+            )
         super().__init__(message)
 
     def __reduce__(self):  # keep pickling (multiprocessing, Airflow) working with our signature

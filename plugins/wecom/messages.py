@@ -118,8 +118,13 @@ def text_notice_card(
 
 def build(msgtype: str, **fields: Any) -> dict[str, Any]:
     """A payload by type name, for operators configured from templates."""
-    builders = {"text": text, "markdown": markdown, "textcard": textcard, "news": news,
-                "template_card": text_notice_card}  # fmt: skip
+    builders = {
+        "text": text,
+        "markdown": markdown,
+        "textcard": textcard,
+        "news": news,
+        "template_card": text_notice_card,
+    }
     if msgtype not in builders:
         raise MessageError(f"msgtype must be one of {sorted(builders)}, not {msgtype!r}")
     return builders[msgtype](**fields)

@@ -1,8 +1,16 @@
-"""The warehouse: PostgreSQL reached through an Airflow connection (psycopg 3)."""
+"""The warehouse: PostgreSQL reached through an Airflow connection (psycopg 3), and its schema, kept current
+by the numbered migrations in ``include/sql/migrations`` (applied once each, recorded, under a lock)."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 from typing import Any
+
+from wecom import sql
+from wecom.errors import PipelineStateError
+from wecom.files import SQL
 
 WAREHOUSE_CONN_ID = "wecom_warehouse"
 
@@ -19,8 +27,6 @@ def connect(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
 
 def connect_current(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
     """A connection to a warehouse whose schema is up to date (migrated on first use in a process)."""
-    from wecom.migrations import ensure_current
-
     conn = connect(conn_id)
     ensure_current(conn)
     return conn
@@ -33,3 +39,63 @@ def require_autocommit(conn: Any, who: str) -> None:
             f"{who} needs a connection in autocommit mode (wecom.warehouse.connect opens them so): it opens its"
             " own transactions and never changes the mode of a connection it did not open"
         )
+
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def available() -> list[tuple[int, str]]:
+    """(version, file name) of every migration, in order."""
+    found = []
+    for path in sorted((SQL / "migrations").glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise PipelineStateError(f"migration file {path.name} must be named NNN_description.sql")
+        found.append((int(match.group(1)), path.name))
+    versions = [version for version, _ in found]
+    if len(set(versions)) != len(versions):
+        raise PipelineStateError(f"two migrations share a number in {SQL / 'migrations'}")
+    return found
+
+
+def apply_migrations(conn: Any) -> list[str]:
+    """Apply what is missing, each in its own transaction, under a lock; return what was applied."""
+    require_autocommit(conn, "apply_migrations")
+    applied_now = []
+    conn.execute("SELECT pg_advisory_lock(hashtextextended('wecom.migrations', 0))")
+    try:
+        conn.execute(sql.load("schema_migrations.sql"))
+        done = {
+            row[0]: row[1] for row in conn.execute("SELECT version, checksum FROM wecom.schema_migrations")
+        }
+        for version, name in available():
+            text = sql.load(f"migrations/{name}")
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if version in done:
+                if done[version] != checksum:
+                    log.warning("Migration %s changed after it was applied; it is not re-run", name)
+                continue
+            with conn.transaction():
+                conn.execute(text)
+                conn.execute(
+                    "INSERT INTO wecom.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (version, name, checksum),
+                )
+            log.info("Applied migration %s", name)
+            applied_now.append(name)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtextextended('wecom.migrations', 0))")
+    return applied_now
+
+
+_checked: set[str] = set()
+
+
+def ensure_current(conn: Any) -> None:
+    """Apply missing migrations once per process per database (senders may run before any sync)."""
+    database = conn.info.dsn  # host, port, dbname, user: never the password
+    if database in _checked:
+        return
+    apply_migrations(conn)
+    _checked.add(database)

@@ -34,6 +34,13 @@ class WebhookSettings(HttpSettings):
     max_retries: int = 1
     read_timeout: float = 15.0
 
+    @classmethod
+    def from_connection(cls, conn: Any) -> WebhookSettings:
+        if not conn.password:
+            raise WeComConfigError.about(PATH, f"connection {conn.conn_id!r} has no robot key in password")
+        base_url = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
+        return cls.from_extra(conn, base_url=base_url, key=conn.password)
+
 
 class WeComWebhookHook(BaseHook):
     """Posts to ``/cgi-bin/webhook/send?key=...`` within the robot's 20 messages a minute.
@@ -62,13 +69,10 @@ class WeComWebhookHook(BaseHook):
 
     @cached_property
     def settings(self) -> WebhookSettings:
-        conn = self.get_connection(self.wecom_webhook_conn_id)
-        if not conn.password:
-            raise WeComConfigError.about(PATH, f"connection {conn.conn_id!r} has no robot key in password")
-        register_secret(conn.password)
+        settings = WebhookSettings.from_connection(self.get_connection(self.wecom_webhook_conn_id))
+        register_secret(settings.key)
         install_log_redaction()
-        base_url = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
-        return WebhookSettings.from_extra(conn, base_url=base_url, key=conn.password)
+        return settings
 
     @cached_property
     def session(self) -> requests.Session:

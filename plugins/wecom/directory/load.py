@@ -132,8 +132,9 @@ def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None,
     return snapshot_id
 
 
-def _record_snapshot(conn: Any, dag_run_id: str | None, counts: dict[str, int], digest: str | None,
-                     unchanged: bool) -> int:  # fmt: skip
+def _record_snapshot(
+    conn: Any, dag_run_id: str | None, counts: dict[str, int], digest: str | None, unchanged: bool
+) -> int:
     return conn.execute(
         "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships)"
         " VALUES (%s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
@@ -249,60 +250,85 @@ def apply_snapshot(
 
 
 def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -> dict[str, Any]:
-    statements = sql.statements(MERGE)
-    params = {"snapshot_id": snapshot_id, "sync_run_id": sync_run_id}
     with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = '15min'")
         # Two applies never interleave, whatever started them (scheduler, a manual `dags test`...).
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('wecom.directory_apply', 0))")
-        staged = conn.execute(
+        staged = _staged(conn, snapshot_id)
+        if staged["unchanged"]:
+            result = _confirm_unchanged(conn, snapshot_id, staged)
+        else:
+            _analyze_staging(conn)
+            result = merge(conn, {"snapshot_id": snapshot_id, "sync_run_id": sync_run_id}, guard)
+            result["snapshot_digest"] = staged["digest"]
+        _drop_snapshot(conn, snapshot_id)
+    log.info("Applied snapshot %s: %s", snapshot_id, result)
+    return result
+
+
+def _staged(conn: Any, snapshot_id: int) -> dict[str, Any]:
+    with conn.cursor() as cur:
+        cur.execute(
             "SELECT digest, unchanged, departments, users, memberships FROM wecom_staging.snapshots"
             " WHERE snapshot_id = %s",
             (snapshot_id,),
-        ).fetchone()
-        if not staged:
+        )
+        row = cur.fetchone()
+        if not row:
             raise PipelineStateError(
                 f"staged snapshot {snapshot_id} does not exist (already applied or cleaned up): "
                 "clear the fetch task too, so it stages a new one"
             )
-        digest, unchanged, departments, users, memberships = staged
-        if unchanged:
-            if digest != last_applied_digest(conn):
-                raise PipelineStateError(
-                    f"snapshot {snapshot_id} was identical to a sync that is no longer the latest: "
-                    "clear the fetch task too, so it stages a complete snapshot"
-                )
-            _drop_snapshot(conn, snapshot_id)
-            result = dict.fromkeys(COUNTED, 0)
-            result.update(departments_fetched=departments, users_fetched=users, memberships_fetched=memberships,
-                          rows_written=0, snapshot_digest=digest)  # fmt: skip
-            log.info("Snapshot %s is unchanged since the last sync: nothing to apply", snapshot_id)
-            return result
-        # Fresh statistics for fresh staging, so the merge's joins are planned for its size. A first sync
-        # has nothing to join against: every plan is a scan of staging, whatever the statistics say.
-        if conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM wecom.users) OR EXISTS (SELECT 1 FROM wecom.departments)"
-        ).fetchone()[0]:
-            for table, columns in STAGING_KEYS.items():
-                conn.execute(f"ANALYZE wecom_staging.{table} {columns}")
-        with conn.cursor() as cur:
-            cur.execute(statements["fetched"], params)
-            result = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
-            cur.execute(statements["removal_check"], params)
-            active, removed = cur.fetchone()
-        guard.check(removed, active)
-        written = 0
-        for name, figure in APPLY_ORDER:
-            cursor = conn.execute(statements[name], params)
-            count = cursor.rowcount
-            written += count
-            if isinstance(figure, tuple):
-                restored = sum(1 for (restoring,) in cursor.fetchall() if restoring)
-                result[figure[0]], result[figure[1]] = restored, count - restored
-            elif figure:
-                result[figure] = count
-        _drop_snapshot(conn, snapshot_id)
+        return dict(zip([c.name for c in cur.description], row, strict=True))
+
+
+def _confirm_unchanged(conn: Any, snapshot_id: int, staged: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot found identical at staging time applies as nothing, if it still matches the latest sync."""
+    if staged["digest"] != last_applied_digest(conn):
+        raise PipelineStateError(
+            f"snapshot {snapshot_id} was identical to a sync that is no longer the latest: "
+            "clear the fetch task too, so it stages a complete snapshot"
+        )
+    result = dict.fromkeys(COUNTED, 0)
+    result.update(
+        departments_fetched=staged["departments"],
+        users_fetched=staged["users"],
+        memberships_fetched=staged["memberships"],
+        rows_written=0,
+        snapshot_digest=staged["digest"],
+    )
+    log.info("Snapshot %s is unchanged since the last sync: nothing to apply", snapshot_id)
+    return result
+
+
+def _analyze_staging(conn: Any) -> None:
+    """Fresh statistics for fresh staging, so the merge's joins are planned for its size. A first sync has
+    nothing to join against: every plan is a scan of staging, whatever the statistics say."""
+    if conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM wecom.users) OR EXISTS (SELECT 1 FROM wecom.departments)"
+    ).fetchone()[0]:
+        for table, columns in STAGING_KEYS.items():
+            conn.execute(f"ANALYZE wecom_staging.{table} {columns}")
+
+
+def merge(conn: Any, params: dict[str, Any], guard: RemovalGuard) -> dict[str, Any]:
+    """The history-keeping merge of one staged snapshot, inside the caller's transaction; returns counts."""
+    statements = sql.statements(MERGE)
+    with conn.cursor() as cur:
+        cur.execute(statements["fetched"], params)
+        result = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
+        cur.execute(statements["removal_check"], params)
+        active, removed = cur.fetchone()
+    guard.check(removed, active)
+    written = 0
+    for name, figure in APPLY_ORDER:
+        cursor = conn.execute(statements[name], params)
+        count = cursor.rowcount
+        written += count
+        if isinstance(figure, tuple):
+            restored = sum(1 for (restoring,) in cursor.fetchall() if restoring)
+            result[figure[0]], result[figure[1]] = restored, count - restored
+        elif figure:
+            result[figure] = count
     result["rows_written"] = written
-    result["snapshot_digest"] = digest
-    log.info("Applied snapshot %s: %s", snapshot_id, result)
     return result

@@ -26,8 +26,19 @@ USER_COLUMNS = (
 DEPARTMENT_COLUMNS = ("department_id", "name", "name_en", "parent_id", "sort_order", "leaders")
 MEMBERSHIP_COLUMNS = ("userid", "department_id", "sort_order", "is_leader")
 
-_TEXT_FIELDS = ("english_name", "alias", "position", "telephone", "mobile", "email", "biz_mail", "avatar",
-                "thumb_avatar", "qr_code", "address")  # fmt: skip
+_TEXT_FIELDS = (
+    "english_name",
+    "alias",
+    "position",
+    "telephone",
+    "mobile",
+    "email",
+    "biz_mail",
+    "avatar",
+    "thumb_avatar",
+    "qr_code",
+    "address",
+)
 _KNOWN_USER_FIELDS = set(USER_COLUMNS) | {"department", "order", "is_leader_in_dept", "gender"}
 _USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MAX_TEXT_BYTES = 4096

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wecom import migrations, warehouse
+from wecom import warehouse
 from wecom.directory.load import RemovalGuard, apply_snapshot, drop_stale_snapshots, stage_snapshot
 from wecom.directory.snapshot import fetch_snapshot
 from wecom.hooks import WeComHook
@@ -13,7 +13,7 @@ from wecom.hooks import WeComHook
 def migrate(warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID) -> list[str]:
     """Bring the warehouse schema up to date (idempotent); returns the migrations applied now."""
     with warehouse.connect(warehouse_conn_id) as conn:
-        return migrations.apply_migrations(conn)
+        return warehouse.apply_migrations(conn)
 
 
 def fetch(

@@ -43,6 +43,10 @@ def report_unmapped(ids: set[int], mapping: dict[int, tuple[str | None, str]]) -
     missing = sorted(i for i in ids if mapping.get(i, (None, ""))[0] is None)
     names = [f"{mapping.get(i, (None, '?'))[1]} (platform user {i})" for i in missing]
     if names:
-        log.warning("%d interviewer(s) have no WeCom mapping and get nothing: %s. See wecom.unmapped_interviewers "
-                    "and add rows to wecom.user_mapping_overrides.", len(names), ", ".join(names))  # fmt: skip
+        log.warning(
+            "%d interviewer(s) have no WeCom mapping and get nothing: %s. See wecom.unmapped_interviewers "
+            "and add rows to wecom.user_mapping_overrides.",
+            len(names),
+            ", ".join(names),
+        )
     return names

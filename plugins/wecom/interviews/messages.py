@@ -75,8 +75,12 @@ def digest_messages(
         summaries = leader_messages(warehouse, day, language, today, mapping, wanted, day_end)
         leaders = len(summaries)
         messages += summaries
-    report = {"day": day.isoformat(), "interviewers": len(recipients), "leader_summaries": leaders,
-              "unmapped": unmapped}  # fmt: skip
+    report = {
+        "day": day.isoformat(),
+        "interviewers": len(recipients),
+        "leader_summaries": leaders,
+        "unmapped": unmapped,
+    }
     return messages, report
 
 
@@ -110,8 +114,13 @@ def leader_messages(
     messages = []
     for dept_id, interviews in sorted(by_department.items()):
         name, leaders = departments[dept_id]
-        content = render("leader", language, department=name, day=day.isoformat(),
-                         interviews=sorted(interviews.values(), key=lambda i: i["starts_at"]))  # fmt: skip
+        content = render(
+            "leader",
+            language,
+            department=name,
+            day=day.isoformat(),
+            interviews=sorted(interviews.values(), key=lambda i: i["starts_at"]),
+        )
         for leader in sorted({leader.lower() for leader in leaders}):
             if wanted is not None and leader not in wanted:
                 continue
@@ -132,8 +141,9 @@ def reminder_messages(
     language: str = "zh",
 ) -> tuple[list[Outgoing], dict[str, Any]]:
     """Reminders due in [window_start, window_end) and today's feedback nudges."""
-    due = _interviews(source, "due_reminders", window_start=window_start, window_end=window_end,
-                      lead_minutes=lead_minutes)  # fmt: skip
+    due = _interviews(
+        source, "due_reminders", window_start=window_start, window_end=window_end, lead_minutes=lead_minutes
+    )
     cutoff = window_end - timedelta(hours=feedback_after_hours)
     owed = _interviews(
         source, "owed_feedback", since=cutoff - timedelta(days=feedback_within_days), until=cutoff
@@ -159,6 +169,10 @@ def reminder_messages(
         if key not in done:
             messages += _personal(key, userid, render("feedback", language, i=interview, day=nudge_day), None)
     feedback = len(nudges)
-    report = {"window": [window_start.isoformat(), window_end.isoformat()], "reminders_due": len(due),
-              "feedback_owed": feedback, "unmapped": unmapped}  # fmt: skip
+    report = {
+        "window": [window_start.isoformat(), window_end.isoformat()],
+        "reminders_due": len(due),
+        "feedback_owed": feedback,
+        "unmapped": unmapped,
+    }
     return messages, report

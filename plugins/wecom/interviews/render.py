@@ -47,8 +47,9 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=False,
         autoescape=False,  # markdown, not HTML: the md filter does the escaping
     )
-    env.filters.update(md=md, url=url, hm=lambda t: local(t).strftime("%H:%M"),
-                       md_date=lambda t: local(t).strftime("%m-%d"))  # fmt: skip
+    env.filters.update(
+        md=md, url=url, hm=lambda t: local(t).strftime("%H:%M"), md_date=lambda t: local(t).strftime("%m-%d")
+    )
     return env
 
 
