@@ -1,5 +1,5 @@
-"""The HTTP side both hooks share: settings from a connection's extra, a pooled session, and one exchange
-with bounded, jittered retries whose answer is read by ``errors.read_answer``."""
+"""The HTTP side both hooks share: settings from a connection's extra, a pooled session, a base hook, and
+one exchange with bounded, jittered retries whose answer is read by ``errors.read_answer``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Self
 
 import requests
+from airflow.sdk import BaseHook
 
 from wecom.errors import Reaction, WeComConfigError, WeComTransientError, error_for, reaction, read_answer
+from wecom.redact import install_log_redaction, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,15 @@ class HttpSettings:
 
     # Fields that do not come from the extra.
     NOT_EXTRAS = frozenset({"base_url", "corp_id", "secret", "key"})
+
+    @property
+    def credential(self) -> str:
+        """The secret this connection holds (registered with the masker before any use)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> Self:
+        raise NotImplementedError
 
     @classmethod
     def extra_fields(cls) -> dict[str, dataclasses.Field]:
@@ -93,20 +105,38 @@ def exchange(
     params: dict[str, Any],
     data: bytes | None = None,
 ) -> dict[str, Any]:
-    """One request to ``/cgi-bin/{path}`` and its WeCom body; transient faults raise WeComTransientError."""
+    """A request to ``/cgi-bin/{path}`` and its WeCom body, with bounded, jittered retries of transient
+    faults; other errcodes come back in the body for the caller to react to."""
     headers = dict(session.headers)
     if data is not None:
         headers["Content-Type"] = "application/json; charset=utf-8"
+    # Prepared once (a retry sends the same bytes) and sent with explicit settings: Session.request would
+    # merge cookies, hooks and settings on every call.
+    request = requests.PreparedRequest()
+    request.prepare(
+        method=method, url=f"{settings.base_url}/cgi-bin/{path}", params=params, data=data, headers=headers
+    )
+    for attempt in range(settings.max_retries + 1):
+        try:
+            body = _send(session, settings, request, path)
+            errcode = body.get("errcode", 0)
+            if reaction(errcode) is not Reaction.RETRY:
+                return body
+            problem = error_for(errcode, body.get("errmsg", ""), path)
+        except WeComTransientError as exc:
+            problem = exc
+        if attempt == settings.max_retries:
+            raise problem
+        delay = random.uniform(0, min(settings.retry_backoff_max, settings.retry_backoff * 2**attempt))
+        log.warning("%s; retry %d/%d in %.2fs", problem, attempt + 1, settings.max_retries, delay)
+        time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _send(
+    session: requests.Session, settings: HttpSettings, request: requests.PreparedRequest, path: str
+) -> dict[str, Any]:
     try:
-        # Prepared here: Session.request would merge cookies, hooks and settings on every call.
-        request = requests.PreparedRequest()
-        request.prepare(
-            method=method,
-            url=f"{settings.base_url}/cgi-bin/{path}",
-            params=params,
-            data=data,
-            headers=headers,
-        )
         response = session.send(
             request,
             timeout=(settings.connect_timeout, settings.read_timeout),
@@ -122,27 +152,25 @@ def exchange(
     return read_answer(response.status_code, response.content, path)
 
 
-def exchange_with_retries(
-    session: requests.Session,
-    settings: HttpSettings,
-    method: str,
-    path: str,
-    params: dict[str, Any],
-    data: bytes | None = None,
-) -> dict[str, Any]:
-    """``exchange`` with bounded, jittered retries of transient faults; other errcodes come back as bodies."""
-    for attempt in range(settings.max_retries + 1):
-        try:
-            body = exchange(session, settings, method, path, params, data)
-            errcode = body.get("errcode", 0)
-            if reaction(errcode) is not Reaction.RETRY:
-                return body
-            problem = error_for(errcode, body.get("errmsg", ""), path)
-        except WeComTransientError as exc:
-            problem = exc
-        if attempt == settings.max_retries:
-            raise problem
-        delay = random.uniform(0, min(settings.retry_backoff_max, settings.retry_backoff * 2**attempt))
-        log.warning("%s; retry %d/%d in %.2fs", problem, attempt + 1, settings.max_retries, delay)
-        time.sleep(delay)
-    raise AssertionError("unreachable")
+class BaseWeComHook(BaseHook):
+    """A hook whose connection gives ``HttpSettings``: read once, lazily, its credential masked at once."""
+
+    settings_class: type[HttpSettings]
+    conn_name_attr: str
+
+    @cached_property
+    def settings(self) -> Any:
+        settings = self.settings_class.from_connection(
+            self.get_connection(getattr(self, self.conn_name_attr))
+        )
+        register_secret(settings.credential)
+        install_log_redaction()
+        return settings
+
+    @cached_property
+    def session(self) -> requests.Session:
+        return new_session(self.settings)
+
+    def get_conn(self) -> requests.Session:
+        """The pooled HTTP session; the hook's methods add the credential and read WeCom's errcodes."""
+        return self.session

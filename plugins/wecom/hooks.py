@@ -8,11 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import requests
-from airflow.sdk import BaseHook
-
 from wecom import DEFAULT_BASE_URL
-from wecom.client import HttpSettings, exchange_with_retries, new_session
+from wecom.client import BaseWeComHook, HttpSettings, exchange
 from wecom.errors import (
     NO_VALID_RECIPIENT,
     OK,
@@ -24,7 +21,7 @@ from wecom.errors import (
     error_for,
     reaction,
 )
-from wecom.redact import install_log_redaction, redact, register_secret
+from wecom.redact import redact, register_secret
 from wecom.token_store import CachedToken, TokenStore, cache_key, memory_store, postgres_store
 
 log = logging.getLogger(__name__)
@@ -59,6 +56,10 @@ class WeComSettings(HttpSettings):
             )
         return settings
 
+    @property
+    def credential(self) -> str:
+        return self.secret
+
 
 @dataclass(frozen=True)
 class SendResult:
@@ -80,7 +81,7 @@ def _split(value: Any) -> list[str]:
     return [part for part in str(value or "").split("|") if part]
 
 
-class WeComHook(BaseHook):
+class WeComHook(BaseWeComHook):
     """A client for one WeCom app (corp id + secret + agent id) named by an Airflow connection.
 
     The connection is read lazily: building the hook does no I/O. The secret comes only from the
@@ -96,6 +97,8 @@ class WeComHook(BaseHook):
     default_conn_name = "wecom_default"
     conn_type = "wecom"
     hook_name = "WeCom"
+    settings_class = WeComSettings
+    settings: WeComSettings
 
     def __init__(
         self, wecom_conn_id: str = default_conn_name, *, token_store: TokenStore | None = None
@@ -104,21 +107,6 @@ class WeComHook(BaseHook):
         self.wecom_conn_id = wecom_conn_id
         self._explicit_store = token_store
         self._token: CachedToken | None = None
-
-    @cached_property
-    def settings(self) -> WeComSettings:
-        settings = WeComSettings.from_connection(self.get_connection(self.wecom_conn_id))
-        register_secret(settings.secret)
-        install_log_redaction()
-        return settings
-
-    @cached_property
-    def session(self) -> requests.Session:
-        return new_session(self.settings)
-
-    def get_conn(self) -> requests.Session:
-        """The pooled HTTP session (calls go through ``call``, which adds the token and reads errcodes)."""
-        return self.session
 
     @cached_property
     def token_store(self) -> TokenStore:
@@ -152,7 +140,7 @@ class WeComHook(BaseHook):
 
     def _fetch_token(self) -> tuple[str, int]:
         params = {"corpid": self.settings.corp_id, "corpsecret": self.settings.secret}
-        body = exchange_with_retries(self.session, self.settings, "GET", "gettoken", params)
+        body = exchange(self.session, self.settings, "GET", "gettoken", params)
         errcode = body.get("errcode", OK)
         if errcode != OK:
             raise error_for(errcode, body.get("errmsg", ""), "gettoken")
@@ -188,7 +176,7 @@ class WeComHook(BaseHook):
         )
         for attempt in (1, 2):
             token = self.get_access_token()
-            body = exchange_with_retries(
+            body = exchange(
                 self.session,
                 self.settings,
                 http_method,

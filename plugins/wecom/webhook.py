@@ -7,16 +7,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
-import requests
-from airflow.sdk import BaseHook
-
 from wecom import DEFAULT_BASE_URL
-from wecom.client import HttpSettings, exchange_with_retries, new_session
+from wecom.client import BaseWeComHook, HttpSettings, exchange
 from wecom.errors import OK, WeComConfigError, error_for
-from wecom.redact import install_log_redaction, register_secret
 
 ROBOT_PER_MINUTE = 20
 PATH = "webhook/send"
@@ -41,8 +36,12 @@ class WebhookSettings(HttpSettings):
         base_url = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
         return cls.from_extra(conn, base_url=base_url, key=conn.password)
 
+    @property
+    def credential(self) -> str:
+        return self.key
 
-class WeComWebhookHook(BaseHook):
+
+class WeComWebhookHook(BaseWeComHook):
     """Posts to ``/cgi-bin/webhook/send?key=...`` within the robot's 20 messages a minute.
 
     :param wecom_webhook_conn_id: connection of type ``wecom_webhook``: password = the robot key (the
@@ -55,6 +54,8 @@ class WeComWebhookHook(BaseHook):
     default_conn_name = "wecom_webhook_default"
     conn_type = "wecom_webhook"
     hook_name = "WeCom group robot"
+    settings_class = WebhookSettings
+    settings: WebhookSettings
 
     def __init__(
         self,
@@ -66,21 +67,6 @@ class WeComWebhookHook(BaseHook):
         self.wecom_webhook_conn_id = wecom_webhook_conn_id
         self.per_minute = per_minute
         self.window_seconds = window_seconds
-
-    @cached_property
-    def settings(self) -> WebhookSettings:
-        settings = WebhookSettings.from_connection(self.get_connection(self.wecom_webhook_conn_id))
-        register_secret(settings.key)
-        install_log_redaction()
-        return settings
-
-    @cached_property
-    def session(self) -> requests.Session:
-        return new_session(self.settings)
-
-    def get_conn(self) -> requests.Session:
-        """The pooled HTTP session (``send`` adds the key and reads the errcode)."""
-        return self.session
 
     def _reserve_slot(self, key: str) -> list[float]:
         """Respect 20 messages a minute per robot (within this process; 45009 covers the rest).
@@ -107,7 +93,7 @@ class WeComWebhookHook(BaseHook):
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         slot = self._reserve_slot(settings.key)
         try:
-            body = exchange_with_retries(self.session, settings, "POST", PATH, {"key": settings.key}, data)
+            body = exchange(self.session, settings, "POST", PATH, {"key": settings.key}, data)
         finally:
             slot[0] = time.monotonic()
         errcode = body.get("errcode", OK)
