@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test e2e chaos demo airflow bench clean
+.PHONY: install lint format test e2e chaos demo demo-stop airflow bench clean
 
 $(STAMP): requirements.txt pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ demo: install
 
 airflow: install
 	$(BIN)/python -m wecom_dev.demo airflow
+
+demo-stop: install
+	$(BIN)/python -m wecom_dev.demo stop
 
 bench: install
 	$(BIN)/python bench/token_cache.py

@@ -12,8 +12,9 @@ department leader gets a summary of the day's interviews in their department (`l
   the delivery ledger: key `digest:<day>:<userid>`, so a scheduled, manual or re-triggered run for the same
   day never sends anyone the same digest twice.
 
-Params: `day` (YYYY-MM-DD, default the run's day in Asia/Shanghai), `dry_run` (render and record in
-`wecom.message_log` with status skipped, send nothing), `only_users` (userids), `language` (zh or en),
+Params: `day` (YYYY-MM-DD, default the run's day in Asia/Shanghai), `dry_run` (a preview: render, show the
+messages in the task log and the task's result (XCom `return_value`, key `preview`; the first 30 and a count
+of the rest), record them in `wecom.message_log` with status skipped, send nothing), `only_users` (userids), `language` (zh or en),
 `leader_summary`.
 
 Schedule: 07:47 Asia/Shanghai (WeCom asks apps to avoid :00 and :30); set `WECOM_DIGEST_CRON` to change it.
@@ -53,7 +54,11 @@ with DAG(
             format="date",
             description="Day to digest (default: the run's day).",
         ),
-        "dry_run": Param(False, type="boolean", description="Render and record, send nothing."),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            description="Preview: render and show the messages (task log, result), send nothing.",
+        ),
         "only_users": Param(
             [], type="array", items={"type": "string"}, description="Only these WeCom userids."
         ),

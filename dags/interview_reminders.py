@@ -15,6 +15,9 @@ Every 10 minutes (at :03, :13, ... Asia/Shanghai, off the :00/:30 rush), for the
 Reminders for interviews that have already started are recorded as `expired` (not sent) unless the backfill
 has run conf `{"send_stale": true}`; reminders still ahead are sent; feedback nudges are sent; re-running
 intervals already done sends nothing new (see `wecom.message_log`).
+
+**Preview**: trigger with `dry_run: true` to read the window's messages in the task log and in the task's
+result (XCom `return_value`, key `preview`) without sending anything.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ with DAG(
             2, type="number", minimum=0, description="Nudge for feedback after this long."
         ),
         "language": Param("zh", enum=["zh", "en"], description="Template language."),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            description="Render and show the messages (task log, result), send nothing.",
+        ),
     },
 ) as dag:
 

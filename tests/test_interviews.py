@@ -9,12 +9,13 @@ import pytest
 from conftest import ROOT, load_dag
 
 from wecom import warehouse
-from wecom.delivery import AppMessages, Claimant, Sender
+from wecom.delivery import AppMessages, Claimant, Outgoing, Sender
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ, md
+from wecom.messages import markdown
 from wecom_dev import demo_data
 from wecom_dev.platform import create_platform_schema
 from wecom_simulator import generate_org
@@ -155,6 +156,12 @@ def test_digest_dag_dry_run_records_and_sends_nothing_then_real_runs_send_once(
     dry = dag.test(run_conf={**conf, "dry_run": True})
     assert dry.get_state() == "success"
     assert sim_admin.messages() == []
+    preview = dry.get_task_instance("send_digests").xcom_pull(task_ids="send_digests")
+    # The preview is what each interviewer would read: recipient, key and the whole rendered text.
+    assert sorted(p["to"] for p in preview["preview"]) == sorted(world[k].lower() for k in ("a", "b", "c"))
+    assert all(p["key"] == f"digest:{DAY.isoformat()}:{p['to']}" for p in preview["preview"])
+    assert all(p["text"].startswith("## ") and "\n" in p["text"] for p in preview["preview"])
+    assert preview["preview_not_shown"] == 0
     with psycopg.connect(connections["warehouse"]) as conn:
         rows = conn.execute("SELECT status, reason FROM wecom.message_log").fetchall()
     assert len(rows) == 3 and all(r == ("skipped", "dry run: rendered, not sent") for r in rows)
@@ -269,6 +276,56 @@ def test_reminders_dag_runs_for_its_data_interval(airflow_db, world, connections
     result = run.get_task_instance("send_due_reminders").xcom_pull(task_ids="send_due_reminders")
     assert result["reminders_due"] == 3 and result["sent"] == 2 and result["unmapped"]
     assert sorted(m["userid"] for m in sim_admin.messages()) == sorted([world["a"], world["b"]])
+
+
+def test_reminders_dry_run_previews_the_window_in_the_log_and_result_and_sends_nothing(
+    airflow_db, world, connections, sim_admin, caplog
+):
+    dag = load_dag(ROOT / "dags", "interview_reminders")
+    conf = {"feedback_after_hours": 10_000, "dry_run": True}
+    run = dag.test(logical_date=at(DAY, 13, 33), run_conf=conf)
+    assert run.get_state() == "success" and sim_admin.messages() == []
+    result = run.get_task_instance("send_due_reminders").xcom_pull(task_ids="send_due_reminders")
+    assert result["dry_run"] and result["rendered"] == 2 and result["sent"] == 0
+    assert sorted(p["to"] for p in result["preview"]) == sorted([world["a"].lower(), world["b"].lower()])
+    assert all("面试提醒" in p["text"] for p in result["preview"])
+    assert caplog.text.count("Dry run: to ") == 2
+    again = dag.test(logical_date=at(DAY, 13, 33), run_conf={**conf, "dry_run": False})
+    assert again.get_state() == "success"  # the real run after a preview still sends
+    assert sorted(m["userid"] for m in sim_admin.messages()) == sorted([world["a"], world["b"]])
+
+
+def test_a_preview_shows_the_first_messages_and_counts_the_rest():
+    from wecom.interviews.tasks import preview
+
+    messages = [Outgoing(f"k{n}", f"u{n}", markdown(f"**{n}**")) for n in range(45)]
+    shown = preview(messages, limit=30)
+    assert [p["to"] for p in shown["preview"]] == [f"u{n}" for n in range(30)]
+    assert shown["preview"][3]["text"] == "**3**" and shown["preview_not_shown"] == 15
+
+
+def test_unmapped_interviewers_are_warned_about_once_until_something_changes(world, conns, caplog):
+    source, wh = conns
+    refresh_mapping(source, wh)
+    window = (at(DAY, 13, 23), at(DAY, 13, 33))
+    warnings = []
+    for _ in range(3):
+        caplog.clear()
+        _, report = reminder_messages(source, wh, *window, feedback_after_hours=10_000)
+        assert report["unmapped"] == ["无人认领 (platform user 3)"]
+        warnings.append([r.getMessage() for r in caplog.records if r.levelname == "WARNING"])
+    assert len(warnings[0]) == 1 and "无人认领" in warnings[0][0] and "new" in warnings[0][0]
+    assert warnings[1] == warnings[2] == []  # the same list again is not news
+    # Mapped by hand, then unmapped again: news again.
+    wh.execute("INSERT INTO wecom.user_mapping_overrides (platform_user_id, wecom_userid) VALUES (3, %s)",
+               (world["a"],))  # fmt: skip
+    refresh_mapping(source, wh)
+    reminder_messages(source, wh, *window, feedback_after_hours=10_000)
+    wh.execute("DELETE FROM wecom.user_mapping_overrides")
+    refresh_mapping(source, wh)
+    caplog.clear()
+    reminder_messages(source, wh, *window, feedback_after_hours=10_000)
+    assert [r for r in caplog.records if r.levelname == "WARNING" and "无人认领" in r.getMessage()]
 
 
 def test_markdown_escaping_neutralises_markup():

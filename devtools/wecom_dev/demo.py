@@ -1,10 +1,12 @@
-"""``make demo`` and ``make airflow``: the whole pipeline on an embedded default.
+"""``make demo``, ``make airflow`` and ``make demo-stop``: the whole pipeline on an embedded default.
 
-PostgreSQL (the one given in WECOM_TEST_DATABASE_URL, else 127.0.0.1:5432, else a private cluster kept
-in ``.demo/pg``), the WeCom simulator with a demo org, demo interviews, and an AIRFLOW_HOME in
+PostgreSQL (the one given in WECOM_TEST_DATABASE_URL, else 127.0.0.1:5432, else a private cluster in
+``.demo/pg``), the WeCom simulator with a demo org, demo interviews, and an AIRFLOW_HOME in
 ``.demo/airflow`` with the connections and the ``wecom_api`` pool. ``run`` syncs the directory, sends
-today's digest and a window of reminders with ``airflow dags test`` and prints a summary; ``airflow``
-starts ``airflow standalone`` on the same setup. Both can be run again.
+today's digest and a window of reminders with ``airflow dags test`` and prints a summary (a private cluster
+stays up for the queries it suggests; ``stop`` stops it); ``airflow`` runs ``airflow standalone`` on the
+same setup until Ctrl-C or SIGTERM, then stops everything it started. All can be run again.
+``WECOM_DEMO_DIR`` moves ``.demo``.
 """
 
 from __future__ import annotations
@@ -12,24 +14,30 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from time import monotonic, sleep
 
 import psycopg
+import requests
 
 from wecom.interviews.render import LOCAL_TZ
 from wecom_dev import demo_data
 from wecom_dev.environment import org_args, postgres_conn_json, simulator_process, wecom_conn_json
 from wecom_dev.platform import create_platform_schema
-from wecom_dev.postgres import Server, find_server
+from wecom_dev.postgres import Server, find_server, running_cluster
+from wecom_dev.processes import MARKER, leftover_processes, report_stop, stop_all
 from wecom_simulator.org import generate_org
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / ".demo"
+DEMO = Path(os.environ.get("WECOM_DEMO_DIR") or ROOT / ".demo").resolve()
+BIN = Path(sys.executable).parent
 ORG = {"users": 300, "departments": 30, "seed": 1}
 DATABASE = "wecom_demo"
 
@@ -59,7 +67,7 @@ def airflow_env(db_url: str, sim_url: str) -> dict[str, str]:
 
 
 def airflow(env: dict[str, str], *args: str, quiet: bool = True) -> None:
-    command = [str(Path(sys.executable).parent / "airflow"), *args]
+    command = [str(BIN / "airflow"), *args]
     result = subprocess.run(command, env=env, capture_output=quiet, text=True)
     if result.returncode != 0:
         tail = (result.stdout or "")[-3000:] + (result.stderr or "")[-3000:] if quiet else ""
@@ -67,23 +75,25 @@ def airflow(env: dict[str, str], *args: str, quiet: bool = True) -> None:
 
 
 @contextmanager
-def setup() -> Iterator[tuple[str, str, dict[str, str]]]:
+def setup(keep_database: bool) -> Iterator[tuple[Server, str, str, dict[str, str]]]:
+    """Database, simulator, demo data and Airflow home; a private cluster started here is stopped at the
+    end unless ``keep_database`` (then ``stop`` stops it)."""
     server = find_server(data_dir=DEMO / "pg")
-    db_url = database(server)
-    with simulator_process(
-        *org_args(**ORG), "--port", os.environ.get("WECOM_SIMULATOR_PORT", "0")
-    ) as sim_url:
-        seed_interviews(db_url)
-        env = airflow_env(db_url, sim_url)
-        print(f"PostgreSQL: {server.database_url(DATABASE)}\nWeCom simulator: {sim_url}")
-        print("Preparing Airflow (metadata DB, pool wecom_api)...", flush=True)
-        airflow(env, "db", "migrate")
-        airflow(env, "pools", "set", "wecom_api", "4", "WeCom API calls")
-        try:
-            yield db_url, sim_url, env
-        finally:
-            if server.data_dir is not None:
-                server.stop()
+    try:
+        db_url = database(server)
+        with simulator_process(
+            *org_args(**ORG), "--port", os.environ.get("WECOM_SIMULATOR_PORT", "0")
+        ) as sim_url:
+            seed_interviews(db_url)
+            env = airflow_env(db_url, sim_url)
+            print(f"PostgreSQL: {db_url}\nWeCom simulator: {sim_url}")
+            print("Preparing Airflow (metadata DB, pool wecom_api)...", flush=True)
+            airflow(env, "db", "migrate")
+            airflow(env, "pools", "set", "wecom_api", "4", "WeCom API calls")
+            yield server, db_url, sim_url, env
+    finally:
+        if server.started_here and not keep_database:
+            server.stop()
 
 
 def seed_interviews(db_url: str) -> None:
@@ -97,7 +107,7 @@ def seed_interviews(db_url: str) -> None:
 
 
 def run() -> None:
-    with setup() as (db_url, sim_url, env):
+    with setup(keep_database=True) as (server, db_url, sim_url, env):
         tomorrow = datetime.now(LOCAL_TZ).date() + timedelta(days=1)
         window = datetime.combine(tomorrow, time(8, 23), tzinfo=LOCAL_TZ)  # reminds of 08:53-09:03 interviews
         steps = [
@@ -111,6 +121,11 @@ def run() -> None:
             print(f"Running {label} (airflow {' '.join(args)})...", flush=True)
             airflow(env, *args)
         summary(db_url, sim_url)
+        if server.data_dir is not None:
+            print(
+                f"\nThe private PostgreSQL in {DEMO / 'pg'} keeps running for these queries and `make airflow`;"
+                " stop it with `make demo-stop`."
+            )
 
 
 def summary(db_url: str, sim_url: str) -> None:
@@ -147,21 +162,76 @@ def summary(db_url: str, sim_url: str) -> None:
 
 
 def standalone() -> None:
-    with setup() as (_, _, env):
-        passwords = DEMO / "airflow" / "simple_auth_manager_passwords.json.generated"
-        print(f"Starting airflow standalone on http://localhost:8080 (user admin, password in {passwords})")
-        try:
-            subprocess.run([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env)
-        except KeyboardInterrupt:
-            pass
+    """``airflow standalone`` until Ctrl-C or SIGTERM; then every process it started is stopped."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    marker = os.environ.get(MARKER) or uuid.uuid4().hex
+    try:
+        with setup(keep_database=False) as (_, _, _, env):
+            # standalone starts its components as `airflow ...` from PATH: the venv's bin must be on it.
+            env = {**env, MARKER: marker, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+            log_path = DEMO / "airflow" / "standalone.log"
+            with open(log_path, "ab") as log:
+                process = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            try:
+                _serve(process, env, log_path)
+            finally:
+                print(report_stop(stop_all({"airflow standalone": process}, marker)), flush=True)
+    except KeyboardInterrupt:
+        pass
+    left = leftover_processes(marker)
+    print("Nothing left running." if not left else f"Still running: {left}", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(process: subprocess.Popen, env: dict[str, str], log_path: Path) -> None:
+    port = env.get("AIRFLOW__API__PORT", "8080")
+    url = f"http://localhost:{port}"
+    print(f"Starting airflow standalone (log: {log_path})...", flush=True)
+    deadline = monotonic() + 300
+    while not _healthy(url):
+        if process.poll() is not None:
+            raise SystemExit(f"airflow standalone exited ({process.returncode}); see {log_path}")
+        if monotonic() > deadline:
+            raise SystemExit(f"the Airflow UI did not come up in 300 s; see {log_path}")
+        sleep(1)
+    passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    print(
+        f"\nAirflow is ready: {url}\n  user: admin\n  password: in {passwords}\nCtrl-C stops it.", flush=True
+    )
+    process.wait()
+    raise SystemExit(f"airflow standalone exited ({process.returncode}); see {log_path}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def stop() -> None:
+    """Stop the private PostgreSQL a demo left running (nothing to do when the demo used another server)."""
+    server = running_cluster(DEMO / "pg")
+    if server is None:
+        print("No demo PostgreSQL is running.")
+        return
+    server.stop()
+    print(f"Stopped the private PostgreSQL in {DEMO / 'pg'}.")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m wecom_dev.demo", description=__doc__)
-    parser.add_argument("command", choices=["run", "airflow", "clean"], nargs="?", default="run")
+    parser.add_argument("command", choices=["run", "airflow", "stop", "clean"], nargs="?", default="run")
     command = parser.parse_args(argv).command
     if command == "clean":
+        stop()
         shutil.rmtree(DEMO, ignore_errors=True)
+    elif command == "stop":
+        stop()
     elif command == "airflow":
         standalone()
     else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -26,10 +25,10 @@ import requests
 
 from wecom_dev.environment import postgres_conn_json, simulator_process, wecom_conn_json
 from wecom_dev.postgres import Server, find_server
+from wecom_dev.processes import MARKER, report_stop, stop_all
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-MARKER = "WECOM_E2E_RUN"  # set in every process started, to find any that outlive the run
 
 
 def free_port() -> int:
@@ -112,57 +111,6 @@ def _start(deployment: Deployment, name: str, command: list[str], env: dict[str,
     log.close()
 
 
-def _stop_all(processes: dict[str, subprocess.Popen], marker: str) -> list[str]:
-    """SIGTERM each process group, then SIGKILL what is left; returns what had to be killed or survived."""
-    for process in processes.values():
-        _signal_group(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    for process in processes.values():
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    killed = []
-    for name, process in processes.items():
-        if process.poll() is None or _group_alive(process.pid):
-            killed.append(name)
-            _signal_group(process.pid, signal.SIGKILL)
-            process.wait(10)
-    for pid in leftover_processes(marker):  # anything that left its process group
-        killed.append(f"pid {pid}")
-        os.kill(pid, signal.SIGKILL)
-    return killed
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def leftover_processes(marker: str) -> list[int]:
-    """Live processes whose environment carries this run's marker (zombies have none)."""
-    found = []
-    needle = f"{MARKER}={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def airflow_env(home: Path, metadata_url: str, broker_url: str, api_port: int, queue: str) -> dict[str, str]:
     sqlalchemy_url = metadata_url.replace("postgresql://", "postgresql+psycopg2://", 1)
     return {
@@ -228,7 +176,7 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
         d = Deployment(home=home / "airflow", env=env, api_url=f"http://127.0.0.1:{api_port}",
                        simulator_url=sim_url, warehouse_url=warehouse_url, metadata_url=metadata_url,
                        marker=marker, processes=processes)  # fmt: skip
-        stack.callback(lambda: print(_report_stop(_stop_all(processes, marker)), flush=True))
+        stack.callback(lambda: print(report_stop(stop_all(processes, marker)), flush=True))
         if broker[1] != 6379:
             _start(d, "redis", ["redis-server", "--port", str(broker[1]), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no"], env)  # fmt: skip
@@ -249,10 +197,6 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
             lambda: wanted <= {x["dag_id"] for x in d.api("GET", "dags")["dags"]}, 240, "the DAGs to parse"
         )
         yield d
-
-
-def _report_stop(killed: list[str]) -> str:
-    return "Stopped every process started" + (f" ({', '.join(killed)} needed SIGKILL)" if killed else "")
 
 
 def _answers(url: str) -> bool:

@@ -1,8 +1,9 @@
 """Find a PostgreSQL server for tests, benchmarks and the demo, or start a private one.
 
-Order: the URL in ``WECOM_TEST_DATABASE_URL``; else the server on 127.0.0.1:5432 when it answers;
-else a throwaway cluster started from the machine's PostgreSQL binaries (as a non-root user when
-run as root, since PostgreSQL refuses to run as root).
+Order: the URL in ``WECOM_TEST_DATABASE_URL``; else the server on 127.0.0.1:5432 when it answers
+(``WECOM_LOCAL_DATABASE_URL`` names another); else a cluster already running in the given folder; else a
+cluster started from the machine's PostgreSQL binaries (as a non-root user when run as root, since
+PostgreSQL refuses to run as root), in that folder or a throwaway one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 URL_ENV = "WECOM_TEST_DATABASE_URL"
+LOCAL_URL_ENV = "WECOM_LOCAL_DATABASE_URL"
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -35,6 +37,7 @@ class Server:
     run_as: str | None = None
     bin_dir: Path | None = None
     throwaway: bool = False  # a private cluster in a temporary folder, removed on stop
+    started_here: bool = False  # this process started it (else it was running already)
 
     def stop(self) -> None:
         if self.data_dir is None or self.bin_dir is None:
@@ -76,9 +79,30 @@ def find_server(data_dir: Path | None = None) -> Server:
         if not answers(given):
             raise RuntimeError(f"{URL_ENV}={_safe(given)} does not answer: start it or unset the variable")
         return Server(url=given)
-    if answers(LOCAL_URL):
-        return Server(url=LOCAL_URL)
-    return start_private_cluster(data_dir)
+    local = os.environ.get(LOCAL_URL_ENV, LOCAL_URL)
+    if answers(local):
+        return Server(url=local)
+    running = running_cluster(data_dir) if data_dir else None
+    return running or start_private_cluster(data_dir)
+
+
+def running_cluster(base: Path) -> Server | None:
+    """The private cluster in ``base`` when it is running already (a demo left it up)."""
+    pid_file = Path(base) / "data" / "postmaster.pid"
+    try:
+        port = int(pid_file.read_text().splitlines()[3])
+    except (OSError, IndexError, ValueError):
+        return None
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    if not answers(url, timeout=1):
+        return None
+    run_as = _owner(pid_file)
+    return Server(url=url, data_dir=pid_file.parent, run_as=run_as, bin_dir=_bin_dir())
+
+
+def _owner(path: Path) -> str | None:
+    owner = pwd.getpwuid(path.stat().st_uid).pw_name
+    return owner if os.geteuid() == 0 and owner != "root" else None
 
 
 def _bin_dir() -> Path:
@@ -172,7 +196,14 @@ def start_private_cluster(data_dir: Path | None = None) -> Server:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the private PostgreSQL did not start: see {base / 'server.log'}")
         time.sleep(0.2)
-    return Server(url=url, data_dir=pgdata, run_as=run_as, bin_dir=bin_dir, throwaway=data_dir is None)
+    return Server(
+        url=url,
+        data_dir=pgdata,
+        run_as=run_as,
+        bin_dir=bin_dir,
+        throwaway=data_dir is None,
+        started_here=True,
+    )
 
 
 def _user_exists(name: str) -> bool:

@@ -44,12 +44,22 @@ class Outgoing:
             json.dumps(self.payload, ensure_ascii=False, sort_keys=True).encode()
         ).hexdigest()
 
-    def preview(self) -> str:
+    def text(self) -> str:
+        """The message as its reader sees it: the text or markdown, a card's title and lines."""
         section = self.payload.get(self.payload.get("msgtype", ""), {})
-        text = section.get("content") or section.get("title") or json.dumps(section, ensure_ascii=False)
         if self.payload.get("msgtype") == "template_card":
-            text = section.get("main_title", {}).get("title", "")
-        return " ".join(str(text).split())[:80]
+            title = section.get("main_title", {})
+            rows = [
+                f"{r.get('keyname')}: {r.get('value')}" for r in section.get("horizontal_content_list", [])
+            ]
+            return "\n".join(filter(None, [title.get("title"), title.get("desc"), *rows]))
+        if "content" in section:
+            return str(section["content"])
+        return json.dumps(section, ensure_ascii=False)
+
+    def preview(self) -> str:
+        """A line for the ledger's preview column (the body itself is kept only as a hash)."""
+        return " ".join(self.text().split())[:80]
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ import psycopg
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
 from wecom_dev import demo_data
-from wecom_dev.deployment import Deployment, deployment, leftover_processes
+from wecom_dev.deployment import Deployment, deployment
 from wecom_dev.environment import org_args
 from wecom_dev.leaks import files, find_leaks, postgres_rows
 from wecom_dev.platform import create_platform_schema
+from wecom_dev.processes import leftover_processes
 from wecom_simulator import SimulatorAdmin, generate_org
 
 ROOT = Path(__file__).resolve().parents[2]

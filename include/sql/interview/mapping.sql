@@ -63,3 +63,16 @@ SELECT lower(u.userid), d.department_id, d.name, d.leaders
 FROM wecom.users u
 JOIN wecom.departments d ON d.department_id = u.main_department AND d.deleted_at IS NULL
 WHERE lower(u.userid) = ANY(%(userids)s) AND u.deleted_at IS NULL;
+
+-- name: forget_mapped
+-- Warnings about people mapped since are forgotten, so losing the mapping again is news again.
+DELETE FROM wecom.unmapped_reported r
+USING wecom.user_mapping m
+WHERE m.platform_user_id = r.platform_user_id AND m.wecom_userid IS NOT NULL;
+
+-- name: newly_unmapped
+-- Of these unmapped interviewers, the ones no run has warned about yet (recorded as warned now).
+INSERT INTO wecom.unmapped_reported (platform_user_id)
+SELECT unnest(%(ids)s::bigint[])
+ON CONFLICT (platform_user_id) DO NOTHING
+RETURNING platform_user_id;

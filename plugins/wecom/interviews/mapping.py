@@ -27,6 +27,7 @@ def refresh_mapping(source: Any, warehouse: Any) -> dict[str, int]:
                 copy.write_row(row)
         warehouse.execute(statements["upsert"])
         warehouse.execute(statements["drop_gone"])
+        warehouse.execute(statements["forget_mapped"])
         summary = dict(warehouse.execute(statements["summary"]).fetchall())
     log.info("User mapping refreshed: %s", summary)
     return summary
@@ -38,15 +39,25 @@ def lookup(warehouse: Any, platform_user_ids: list[int]) -> dict[int, tuple[str 
     return {pid: (userid, name) for pid, userid, name in rows}
 
 
-def report_unmapped(ids: set[int], mapping: dict[int, tuple[str | None, str]]) -> list[str]:
-    """Names (and ids) of interviewers who cannot be messaged, for the log and the run's summary."""
+def report_unmapped(warehouse: Any, ids: set[int], mapping: dict[int, tuple[str | None, str]]) -> list[str]:
+    """Names (and ids) of interviewers who cannot be messaged, for the run's result. The log warns only
+    about those no earlier run warned about: the same list every ten minutes would be noise."""
     missing = sorted(i for i in ids if mapping.get(i, (None, ""))[0] is None)
-    names = [f"{mapping.get(i, (None, '?'))[1]} (platform user {i})" for i in missing]
-    if names:
+    names = {i: f"{mapping.get(i, (None, '?'))[1]} (platform user {i})" for i in missing}
+    if not missing:
+        return []
+    rows = warehouse.execute(sql.statements(MAPPING)["newly_unmapped"], {"ids": missing}).fetchall()
+    new = sorted(names[i] for (i,) in rows)
+    if new:
         log.warning(
-            "%d interviewer(s) have no WeCom mapping and get nothing: %s. See wecom.unmapped_interviewers "
-            "and add rows to wecom.user_mapping_overrides.",
-            len(names),
-            ", ".join(names),
+            "%d new interviewer(s) without a WeCom mapping get nothing: %s. %d in all: SELECT * FROM "
+            "wecom.unmapped_interviewers; map someone with a row in wecom.user_mapping_overrides.",
+            len(new),
+            ", ".join(new),
+            len(missing),
         )
-    return names
+    else:
+        log.info(
+            "%d interviewer(s) without a WeCom mapping, none new (wecom.unmapped_interviewers)", len(missing)
+        )
+    return list(names.values())

@@ -59,7 +59,7 @@ def digest_messages(
     for interview, person in owed:
         per_person[person]["owed"].append(interview)
     mapping = lookup(warehouse, list(per_person))
-    unmapped = report_unmapped(set(per_person), mapping)
+    unmapped = report_unmapped(warehouse, set(per_person), mapping)
     wanted = {u.lower() for u in only_users} if only_users else None
     messages: list[Outgoing] = []
     recipients: dict[str, int] = {}
@@ -149,7 +149,7 @@ def reminder_messages(
         source, "owed_feedback", since=cutoff - timedelta(days=feedback_within_days), until=cutoff
     )
     mapping = lookup(warehouse, [p for _, p in due] + [p for _, p in owed])
-    unmapped = report_unmapped({p for _, p in due} | {p for _, p in owed}, mapping)
+    unmapped = report_unmapped(warehouse, {p for _, p in due} | {p for _, p in owed}, mapping)
     nudge_day = local(window_end).date().isoformat()
     messages: list[Outgoing] = []
     for interview, person in due:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Any
 
@@ -12,9 +13,11 @@ from wecom.hooks import WeComHook
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.schedule import run_day, run_window
-from wecom.ledger import record_dry_run
+from wecom.ledger import Outgoing, record_dry_run
 
 SOURCE_CONN_ID = "interview_source"
+PREVIEW_LIMIT = 30
+log = logging.getLogger(__name__)
 
 
 def source_conn_id(preferred: str = SOURCE_CONN_ID) -> str:
@@ -36,11 +39,24 @@ def refresh(source_id: str | None = None, warehouse_id: str = warehouse.WAREHOUS
         return refresh_mapping(source, wh)
 
 
+def preview(messages: list[Outgoing], limit: int = PREVIEW_LIMIT) -> dict[str, Any]:
+    """What a dry run would send, as each reader would see it: in the task log and in the run's result
+    (the XCom the UI shows), the first ``limit`` messages and a count of the rest."""
+    shown = [{"to": m.recipient, "key": m.dedup_key, "text": m.text()} for m in messages[:limit]]
+    for item in shown:
+        log.info("Dry run: to %s (%s)\n%s", item["to"], item["key"], item["text"])
+    more = max(0, len(messages) - limit)
+    if more:
+        log.info("Dry run: %d more message(s) not shown; all are in wecom.message_log (dry-run:%%)", more)
+    return {"preview": shown, "preview_not_shown": more}
+
+
 def _deliver(
     messages: list, claimant: Claimant, dry_run: bool, wh: Any, wecom_conn_id: str
 ) -> dict[str, Any]:
     if dry_run:
-        return {"dry_run": True, "rendered": record_dry_run(wh, messages, claimant), "sent": 0}
+        rendered = record_dry_run(wh, messages, claimant)
+        return {"dry_run": True, "rendered": rendered, "sent": 0, **preview(messages)}
     sender = Sender(AppMessages(WeComHook(wecom_conn_id)), wh, claimant, limits=MemberLimits())
     summary = Summary()
     summary.add(sender.resume_deferred())  # anything an earlier run deferred under the member limits
@@ -77,6 +93,7 @@ def send_reminders(
     send_stale: bool = False,
     feedback_after_hours: float = 2.0,
     language: str = "zh",
+    dry_run: bool = False,
     wecom_conn_id: str = WeComHook.default_conn_name,
     warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
@@ -92,7 +109,11 @@ def send_reminders(
             feedback_after_hours,
             language=language,
         )
-        return {**report, "messages": len(messages), **_deliver(messages, claimant, False, wh, wecom_conn_id)}
+        return {
+            **report,
+            "messages": len(messages),
+            **_deliver(messages, claimant, dry_run, wh, wecom_conn_id),
+        }
 
 
 def digest_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -118,4 +139,5 @@ def reminders_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
         send_stale=bool(params["send_stale"]),
         feedback_after_hours=float(params["feedback_after_hours"]),
         language=params["language"],
+        dry_run=bool(params.get("dry_run", False)),
     )
