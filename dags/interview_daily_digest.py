@@ -18,6 +18,9 @@ of the rest), record them in `wecom.message_log` with status skipped, send nothi
 `leader_summary`.
 
 Schedule: 07:47 Asia/Shanghai (WeCom asks apps to avoid :00 and :30); set `WECOM_DIGEST_CRON` to change it.
+**Deadline**: if the run has not succeeded by 08:30 (`WECOM_DIGEST_DEADLINE`, HH:MM Asia/Shanghai), the
+alert targets (`WECOM_ALERT_USERS`, `WECOM_ALERT_WEBHOOK_CONN_ID`) get one WeCom alert (Airflow's deadline
+alerts, sent from the triggerer).
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
 
 from wecom.interviews import tasks
-from wecom.notifications import alert_callbacks
+from wecom.notifications import alert_callbacks, deadline_alerts
+
+CRON = os.environ.get("WECOM_DIGEST_CRON", "47 7 * * *")
 
 with DAG(
     dag_id="interview_daily_digest",
-    schedule=CronTriggerTimetable(
-        os.environ.get("WECOM_DIGEST_CRON", "47 7 * * *"), timezone="Asia/Shanghai"
-    ),
+    schedule=CronTriggerTimetable(CRON, timezone="Asia/Shanghai"),
+    # One alert if the day's digests have not been delivered by this time (08:30 Asia/Shanghai).
+    deadline=deadline_alerts(CRON, os.environ.get("WECOM_DIGEST_DEADLINE", "08:30")),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,

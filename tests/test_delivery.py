@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 
 import pendulum
 import psycopg
@@ -233,3 +234,58 @@ def test_notifier_can_alert_a_group_robot(airflow_db, connections, simulator, si
     assert len(robot) == 1 and "boom" in robot[0]["content"]
     with psycopg.connect(connections["warehouse"]) as conn:
         assert conn.execute("SELECT status FROM wecom.message_log").fetchall() == [("sent",)]
+
+
+def test_a_missed_deadline_alerts_once_when_awaited_as_the_triggerer_does(
+    connections, simulator, sim_admin, monkeypatch
+):
+    """The triggerer imports the callback, calls it with its kwargs and a simple context, and awaits it."""
+    import asyncio
+
+    from airflow.sdk import AsyncCallback
+    from airflow.triggers.callback import CallbackTrigger
+
+    from wecom.notifications import WeComWebhookNotifier
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPS_ROBOT", conn_json("wecom_webhook", host=simulator.url, password=ROBOT_KEY)
+    )
+    callback = AsyncCallback(WeComWebhookNotifier, kwargs={"wecom_webhook_conn_id": "ops_robot"})
+    context = {
+        "dag_run": {
+            "dag_id": "interview_daily_digest",
+            "dag_run_id": "scheduled__2026-11-30",
+            "state": "failed",
+        },
+        "deadline": {"id": "d-1", "deadline_time": "2026-11-30T00:30:00+00:00"},
+    }
+
+    async def fire() -> list:
+        trigger = CallbackTrigger(callback.path, {**callback.kwargs, "context": dict(context)})
+        return [event.payload async for event in trigger.run()]
+
+    first, again = asyncio.run(fire()), asyncio.run(fire())  # a callback queued twice
+    assert first[-1]["state"] == again[-1]["state"] == "success", (first, again)
+    robot = sim_admin.robot_messages()
+    assert len(robot) == 1
+    assert "Deadline missed" in robot[0]["content"] and "scheduled__2026-11-30" in robot[0]["content"]
+
+
+def test_the_digest_deadline_is_measured_from_the_cron_and_only_set_with_an_alert_target(monkeypatch):
+    from wecom.notifications import deadline_alerts, deadline_interval
+
+    assert deadline_interval("47 7 * * *", "08:30") == timedelta(minutes=43)
+    assert deadline_interval("13 8 * * 1-5", "08:30") == timedelta(minutes=17)
+    with pytest.raises(ValueError, match="not after"):
+        deadline_interval("47 7 * * *", "07:00")
+    monkeypatch.delenv("WECOM_ALERT_USERS", raising=False)
+    monkeypatch.delenv("WECOM_ALERT_WEBHOOK_CONN_ID", raising=False)
+    assert deadline_alerts("47 7 * * *", "08:30") == []
+    monkeypatch.setenv("WECOM_ALERT_USERS", "oncall1|oncall2")
+    monkeypatch.setenv("WECOM_ALERT_WEBHOOK_CONN_ID", "ops_robot")
+    alerts = deadline_alerts("47 7 * * *", "08:30")
+    assert [a.interval for a in alerts] == [timedelta(minutes=43)] * 2
+    assert {a.callback.path for a in alerts} == {
+        "wecom.notifications.WeComNotifier",
+        "wecom.notifications.WeComWebhookNotifier",
+    }

@@ -1,10 +1,13 @@
-"""Task failure alerts to people (``WeComNotifier``, an app message) or a group (``WeComWebhookNotifier``, a
-robot), each sent once per failure through the delivery ledger."""
+"""Alerts to people (``WeComNotifier``, an app message) or a group (``WeComWebhookNotifier``, a robot), each
+sent once through the delivery ledger: task failures (``on_failure_callback``, in the worker) and missed
+deadlines (``DeadlineAlert`` callbacks, awaited in the triggerer)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -42,20 +45,40 @@ def _retrying(ti: Any) -> bool:
     return str(getattr(ti, "state", "")).endswith("up_for_retry")
 
 
+def deadline_markdown(context: dict[str, Any]) -> str:
+    """A missed deadline, from the simple context the scheduler gives a deadline callback."""
+    run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+    return "\n".join(
+        [
+            '## <font color="warning">未按时完成 Deadline missed</font>',
+            f"> DAG: **{run.get('dag_id')}**",
+            f"> Run: {run.get('dag_run_id')} (state: {run.get('state')})",
+            f"> Deadline: {deadline.get('deadline_time')}",
+            "The run had not succeeded by then: look at its task logs and wecom.message_failures.",
+        ]
+    )
+
+
 class BaseWeComNotifier(BaseNotifier):
-    """Alerts on final failure only unless ``alert_on_retry``; the ledger key names the task attempt, so a
-    callback that fires twice alerts once.
+    """Alerts on final failure only unless ``alert_on_retry``; the ledger key names the task attempt (or the
+    missed deadline), so a callback that fires twice alerts once.
 
     :param warehouse_conn_id: the PostgreSQL connection holding the delivery ledger.
     :param alert_on_retry: also alert when the task will be retried.
+    :param context: given by the triggerer when awaited as a deadline callback.
     """
 
     template_fields: Sequence[str] = ("warehouse_conn_id",)
 
     def __init__(
-        self, *, warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID, alert_on_retry: bool = False
+        self,
+        *,
+        warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
+        alert_on_retry: bool = False,
+        context: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(context)
         self.warehouse_conn_id = warehouse_conn_id
         self.alert_on_retry = alert_on_retry
 
@@ -66,15 +89,31 @@ class BaseWeComNotifier(BaseNotifier):
         raise NotImplementedError
 
     def notify(self, context: dict[str, Any]) -> None:
+        if "ti" not in context:
+            return self._deadline_missed(context)
         ti = context["ti"]
         if _retrying(ti) and not self.alert_on_retry:
             self.log.info("Task will retry; no alert (alert_on_retry is off)")
-            return
+            return None
         key = f"alert:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{getattr(ti, 'map_index', -1)}:{ti.try_number}"
-        messages = self.messages(key, alert_markdown(context))
+        self._send(key, alert_markdown(context), Claimant.from_context(context))
+        return None
+
+    async def async_notify(self, context: dict[str, Any]) -> None:
+        """In the triggerer (deadline alerts): the ledger and the hooks are synchronous, so in a thread."""
+        await asyncio.to_thread(self.notify, context)
+
+    def _deadline_missed(self, context: dict[str, Any]) -> None:
+        run = context.get("dag_run") or {}
+        dag_id, run_id = run.get("dag_id"), run.get("dag_run_id")
+        key = f"deadline:{dag_id}:{run_id}:{(context.get('deadline') or {}).get('id')}"
+        self._send(key, deadline_markdown(context), Claimant(dag_id, run_id, "deadline-alert"))
+
+    def _send(self, key: str, content: str, claimant: Claimant) -> None:
+        messages = self.messages(key, content)
         with warehouse.connect_current(self.warehouse_conn_id) as conn:
-            summary = Sender(self.transport(), conn, Claimant.from_context(context)).send(messages)
-        self.log.info("WeCom alert: %s", "sent" if summary.sent else "already sent for this failure")
+            summary = Sender(self.transport(), conn, claimant).send(messages)
+        self.log.info("WeCom alert %s: %s", key, "sent" if summary.sent else "already sent")
 
 
 class WeComNotifier(BaseWeComNotifier):
@@ -128,14 +167,57 @@ class WeComWebhookNotifier(BaseWeComNotifier):
         return RobotMessages(WeComWebhookHook(self.wecom_webhook_conn_id))
 
 
-def alert_callbacks() -> list[BaseWeComNotifier]:
-    """Failure alerts configured by the deployment: ``WECOM_ALERT_USERS`` ("a|b") for app messages
-    and/or ``WECOM_ALERT_WEBHOOK_CONN_ID`` for a group robot. None when neither is set."""
-    callbacks: list[BaseWeComNotifier] = []
+def _alert_targets() -> list[tuple[type[BaseWeComNotifier], dict[str, str]]]:
+    """The deployment's alert targets: ``WECOM_ALERT_USERS`` ("a|b", app messages) and/or
+    ``WECOM_ALERT_WEBHOOK_CONN_ID`` (a group robot)."""
+    targets: list[tuple[type[BaseWeComNotifier], dict[str, str]]] = []
     if os.environ.get("WECOM_ALERT_USERS"):
-        callbacks.append(WeComNotifier(users=os.environ["WECOM_ALERT_USERS"]))
+        targets.append((WeComNotifier, {"users": os.environ["WECOM_ALERT_USERS"]}))
     if os.environ.get("WECOM_ALERT_WEBHOOK_CONN_ID"):
-        callbacks.append(
-            WeComWebhookNotifier(wecom_webhook_conn_id=os.environ["WECOM_ALERT_WEBHOOK_CONN_ID"])
+        targets.append(
+            (WeComWebhookNotifier, {"wecom_webhook_conn_id": os.environ["WECOM_ALERT_WEBHOOK_CONN_ID"]})
         )
-    return callbacks
+    return targets
+
+
+def alert_callbacks() -> list[BaseWeComNotifier]:
+    """Failure alerts to the deployment's alert targets; none when none is configured."""
+    return [notifier(**kwargs) for notifier, kwargs in _alert_targets()]
+
+
+def deadline_alerts(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -> list[Any]:
+    """One alert to each of the deployment's targets when a run has not succeeded by ``deadline`` (HH:MM
+    local) on the day the ``cron`` schedule runs it; none when no target is configured.
+
+    The deadline is measured from the run's logical date (the cron's time for scheduled runs), as the
+    time from the cron's first run of a day to ``deadline`` that day.
+    """
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    interval = deadline_interval(cron, deadline, timezone)
+    return [
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+            interval=interval,
+            callback=AsyncCallback(notifier, kwargs=kwargs),
+            name=f"{notifier.__name__} at {deadline}",
+        )
+        for notifier, kwargs in _alert_targets()
+    ]
+
+
+def deadline_interval(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -> timedelta:
+    """From a day's first ``cron`` time to ``deadline`` (HH:MM) that day; a fixed reference day, so the
+    result never changes between parses."""
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    tz = ZoneInfo(timezone)
+    day = datetime(2026, 1, 5, tzinfo=tz)  # a Monday: weekday crons run on it
+    first = croniter(cron, day - timedelta(seconds=1)).get_next(datetime)
+    hours, minutes = (int(part) for part in deadline.split(":"))
+    interval = day.replace(hour=hours, minute=minutes) - first
+    if interval <= timedelta(0):
+        raise ValueError(f"the deadline {deadline} is not after the first run of {cron!r} in a day")
+    return interval
