@@ -13,6 +13,10 @@ Copies the WeCom org directory (departments, members, memberships) into the ware
    vanished members and departments soft-deleted (`deleted_at`), returning ones restored, history versioned.
    An unchanged directory writes nothing.
 
+4. **announce_changes** emits an Airflow asset event for `wecom.departments`, `wecom.users` and
+   `wecom.user_departments` (`wecom.assets.DIRECTORY`) with the run's counts, when something changed; it is
+   skipped when nothing did. Schedule your own DAGs on them: `schedule=DIRECTORY`.
+
 **Removal guard**: a run that would remove more than `max_removal_share` of the active members stops without
 applying anything (`sync_runs.status = 'blocked'`). When the removal is real, trigger with
 `allow_mass_removal: true`.
@@ -27,8 +31,9 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
 
+from wecom.assets import DIRECTORY
 from wecom.directory import tasks
 
 with DAG(
@@ -80,6 +85,10 @@ with DAG(
             dag_run_id=run_id,
         )
 
+    @task(outlets=DIRECTORY)
+    def announce_changes(result: dict) -> dict:
+        return tasks.announce(result, get_current_context())
+
     snapshot = fetch_directory()
     migrate_schema() >> snapshot
-    apply_directory(snapshot)
+    announce_changes(apply_directory(snapshot))

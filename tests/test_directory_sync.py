@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 from conftest import ROOT, load_dag
@@ -375,3 +382,40 @@ def test_department_cycles_are_rejected():
     with pytest.raises(DirectoryDataError, match="cycle"):
         check_tree(departments)
     check_tree({1: (1, "a", None, 0, 0, []), 7: (7, "orphan", None, 99, 0, [])})  # orphans are fine
+
+
+def test_a_sync_that_changed_the_directory_emits_asset_events_that_queue_its_consumers(
+    sync, db, sim_admin, simulator
+):
+    """The assets in the metadata DB: an event per table with the counts, and the consumer DAG queued."""
+
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run(
+        [*airflow, "dags", "reserialize"], check=True, capture_output=True
+    )  # the consumer is known
+    metadata = sqlite3.connect(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db")
+
+    def events() -> list[tuple[str, dict]]:
+        rows = metadata.execute(
+            "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id ORDER BY e.id"
+        ).fetchall()
+        return [(name, json.loads(extra)) for name, extra in rows]
+
+    before = len(events())
+    assert sync() == "success"
+    first = events()[before:]
+    assert sorted(name for name, _ in first) == ["wecom.departments", "wecom.user_departments", "wecom.users"]
+    run = last_run(db)
+    assert all(extra["users_added"] == run["users_added"] > 0 for _, extra in first)
+    assert all(extra["sync_run_id"] == run["sync_run_id"] for _, extra in first)
+    queued = metadata.execute(
+        "SELECT count(*) FROM asset_dag_run_queue WHERE target_dag_id = 'wecom_directory_consumer'"
+    ).fetchone()[0]
+    assert queued == 3  # every asset it is scheduled on: the scheduler creates its run
+    assert sync() == "success"  # unchanged: no event
+    assert len(events()) == before + 3
+    userid = next(iter(simulator.state.org.users))
+    sim_admin.mutate({"op": "update_user", "userid": userid, "fields": {"name": "改名了"}})
+    assert sync() == "success"
+    changed = events()[before + 3 :]
+    assert len(changed) == 3 and all(extra["users_changed"] == 1 for _, extra in changed)

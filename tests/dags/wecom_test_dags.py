@@ -5,6 +5,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from wecom.assets import DIRECTORY
 from wecom.notifications import WeComNotifier, WeComWebhookNotifier
 from wecom.operators import WeComSendMessageOperator
 
@@ -34,3 +35,12 @@ with DAG("wecom_robot_alert", schedule=None, start_date=START):
         raise RuntimeError("boom")
 
     explode_loudly()
+
+with DAG("wecom_directory_consumer", schedule=DIRECTORY, start_date=START):
+    # An analyst's DAG: runs when the directory changed (README, "Build on the directory").
+
+    @task
+    def report_changes(**context):
+        return [event.extra for events in context["triggering_asset_events"].values() for event in events]
+
+    report_changes()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowSkipException
+
 from wecom import warehouse
-from wecom.directory.load import RemovalGuard, apply_snapshot, drop_stale_snapshots, stage_snapshot
+from wecom.assets import DIRECTORY
+from wecom.directory.load import COUNTED, RemovalGuard, apply_snapshot, drop_stale_snapshots, stage_snapshot
 from wecom.directory.snapshot import fetch_snapshot
 from wecom.hooks import WeComHook
 
@@ -41,3 +44,14 @@ def apply(
     guard = RemovalGuard(max_share=max_removal_share, allow_mass_removal=allow_mass_removal)
     with warehouse.connect(warehouse_conn_id) as conn:
         return apply_snapshot(conn, snapshot_id, guard, dag_run_id)
+
+
+def announce(result: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An asset event for each directory table when the sync changed something, its counts as the extra;
+    skipped (no event) when nothing changed."""
+    if not result.get("rows_written"):
+        raise AirflowSkipException("the directory is unchanged: no asset event")
+    extra = {name: result[name] for name in ("sync_run_id", "rows_written", *COUNTED) if name in result}
+    for asset in DIRECTORY:
+        context["outlet_events"][asset].extra = extra
+    return extra
