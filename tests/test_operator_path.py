@@ -101,6 +101,7 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_make_airflow_previews_a_digest_from_the_trigger_form_and_ctrl_c_leaves_nothing(demo_dir):
     from playwright.sync_api import sync_playwright
@@ -152,10 +153,10 @@ def _trigger_dry_run(page, url: str) -> str:
     page.goto(f"{url}/dags/interview_daily_digest")
     page.get_by_role("button", name="Trigger").first.click(timeout=60_000)
     page.get_by_text("dry_run").first.wait_for(timeout=30_000)
-    row = page.locator("div", has=page.get_by_text("dry_run", exact=True)).filter(
-        has=page.get_by_role("checkbox")
-    )
-    row.last.get_by_role("checkbox").first.check()
+    switch = page.locator("[id='switch:element_dry_run']")
+    switch.click()
+    assert switch.get_attribute("data-state") == "checked"
+    assert page.get_by_role("checkbox", name=re.compile("Unpause")).is_checked()
     shot(page, "05-digest-dry-run-form")
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("button", name="Trigger").last.click()
@@ -190,11 +191,17 @@ def _wait_for_success(url: str, password: str, run_id: str) -> dict:
 
 
 def _show_preview(page, url: str, run_id: str) -> None:
-    page.goto(f"{url}/dags/interview_daily_digest/runs/{run_id}/tasks/send_digests/xcom")
-    page.get_by_text("preview").first.wait_for(timeout=60_000)
-    shot(page, "06-digest-dry-run-preview")
+    """What a person opens to read the preview: the task log, then the task's XCom."""
+    task = f"{url}/dags/interview_daily_digest/runs/{run_id}/tasks/send_digests"
+    page.goto(task)
+    page.get_by_text("Dry run: to ").first.wait_for(timeout=60_000)
+    shot(page, "06-digest-dry-run-preview-log")
+    page.goto(f"{task}/xcom")
+    page.get_by_text("preview_not_shown").first.wait_for(timeout=60_000)
+    shot(page, "07-digest-dry-run-preview-xcom")
 
 
+@pytest.mark.timeout(600)
 def test_make_demo_then_its_psql_hint_works_until_make_demo_stop(demo_dir):
     marker = uuid.uuid4().hex
     env = clean_environment(demo_dir, marker)

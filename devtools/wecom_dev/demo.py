@@ -38,6 +38,7 @@ from wecom_simulator.org import generate_org
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = Path(os.environ.get("WECOM_DEMO_DIR") or ROOT / ".demo").resolve()
 BIN = Path(sys.executable).parent
+AIRFLOW_MARKER = "WECOM_DEMO_AIRFLOW"
 ORG = {"users": 300, "departments": 30, "seed": 1}
 DATABASE = "wecom_demo"
 
@@ -163,12 +164,27 @@ def summary(db_url: str, sim_url: str) -> None:
 
 def standalone() -> None:
     """``airflow standalone`` until Ctrl-C or SIGTERM; then every process it started is stopped."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start us with it ignored
+        signal.signal(sig, _interrupt)
     marker = os.environ.get(MARKER) or uuid.uuid4().hex
     try:
-        with setup(keep_database=False) as (_, _, _, env):
+        with setup(keep_database=False) as (_, db_url, _, env):
+            if not _directory_synced(db_url):  # the digests need someone to write to
+                print("Syncing the directory first (airflow dags test wecom_directory_sync)...", flush=True)
+                airflow(env, "dags", "test", "wecom_directory_sync")
             # standalone starts its components as `airflow ...` from PATH: the venv's bin must be on it.
-            env = {**env, MARKER: marker, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+            # Airflow's processes carry a marker of their own: the sweep for strays after stopping them must
+            # not take the database and the simulator, which stop in order afterwards.
+            airflow_marker = uuid.uuid4().hex
+            env = {
+                **env,
+                MARKER: marker,
+                AIRFLOW_MARKER: airflow_marker,
+                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            }
+            port = env.setdefault("AIRFLOW__API__PORT", "8080")
+            # Task processes reach the api-server's execution API, on the same port.
+            env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/")
             log_path = DEMO / "airflow" / "standalone.log"
             with open(log_path, "ab") as log:
                 process = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, stdout=log,
@@ -176,11 +192,22 @@ def standalone() -> None:
             try:
                 _serve(process, env, log_path)
             finally:
-                print(report_stop(stop_all({"airflow standalone": process}, marker)), flush=True)
+                # SIGINT first, as Ctrl-C in its own terminal: standalone then stops its components itself.
+                stopped = stop_all(
+                    {"airflow standalone": process}, airflow_marker, signal.SIGINT, AIRFLOW_MARKER
+                )
+                print(report_stop(stopped), flush=True)
     except KeyboardInterrupt:
         pass
     left = leftover_processes(marker)
     print("Nothing left running." if not left else f"Still running: {left}", flush=True)
+
+
+def _directory_synced(db_url: str) -> bool:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("SELECT to_regclass('wecom.users') IS NOT NULL").fetchone()[0] and bool(
+            conn.execute("SELECT EXISTS (SELECT 1 FROM wecom.users)").fetchone()[0]
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:

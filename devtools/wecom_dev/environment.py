@@ -68,6 +68,7 @@ def simulator_process(*args: str) -> Iterator[str]:
         [sys.executable, "-m", "wecom_simulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # stopped by us, after its clients, not by a terminal's Ctrl-C
     )
     try:
         line = process.stdout.readline() if process.stdout else ""

@@ -42,7 +42,11 @@ class Server:
     def stop(self) -> None:
         if self.data_dir is None or self.bin_dir is None:
             return
-        _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "stop"], self.run_as)
+        pg_ctl = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-t", "30"]
+        try:
+            _run([*pg_ctl, "-m", "fast", "stop"], self.run_as)
+        except RuntimeError:  # a client that will not let go: stop without waiting for it
+            _run([*pg_ctl, "-m", "immediate", "stop"], self.run_as)
         if self.throwaway:
             shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
@@ -132,9 +136,12 @@ def _bin_dir() -> Path:
 
 
 def _run(cmd: list[str], user: str | None) -> None:
-    if user:
-        cmd = ["runuser", "-u", user, "--", *cmd]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    """Run a server command in its own session: a terminal's Ctrl-C meant for us never reaches the server,
+    which is stopped in order, after its clients."""
+    if user:  # root's PATH may lack the sbin folders
+        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+        cmd = [runuser, "-u", user, "--", *cmd]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, start_new_session=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.strip() or result.stdout.strip()}")
 

@@ -12,10 +12,13 @@ from pathlib import Path
 MARKER = "WECOM_RUN_MARKER"  # set in every process started, to find any that outlive the run
 
 
-def stop_all(processes: dict[str, subprocess.Popen], marker: str) -> list[str]:
-    """SIGTERM each process group, then SIGKILL what is left; returns what had to be killed or survived."""
+def stop_all(
+    processes: dict[str, subprocess.Popen], marker: str, first: int = signal.SIGTERM, variable: str = MARKER
+) -> list[str]:
+    """``first`` (SIGTERM) to each process group, then SIGKILL what is left after 30 s, and anything that
+    left its group; returns what had to be killed."""
     for process in processes.values():
-        _signal_group(process.pid, signal.SIGTERM)
+        _signal_group(process.pid, first)
     deadline = time.monotonic() + 30
     for process in processes.values():
         try:
@@ -28,7 +31,7 @@ def stop_all(processes: dict[str, subprocess.Popen], marker: str) -> list[str]:
             killed.append(name)
             _signal_group(process.pid, signal.SIGKILL)
             process.wait(10)
-    for pid in leftover_processes(marker):  # anything that left its process group
+    for pid in leftover_processes(marker, variable):  # anything that left its process group
         killed.append(f"pid {pid}")
         os.kill(pid, signal.SIGKILL)
     return killed
@@ -49,12 +52,13 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def leftover_processes(marker: str) -> list[int]:
+def leftover_processes(marker: str, variable: str = MARKER) -> list[int]:
     """Live processes whose environment carries this run's marker (zombies have none)."""
     found = []
-    needle = f"{MARKER}={marker}".encode()
+    needle = f"{variable}={marker}".encode()
+    ours = _ancestors()  # this process and the ones that started it (make, a shell) carry it too
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
+        if entry.name.isdigit() and int(entry.name) not in ours:
             try:
                 if needle in (entry / "environ").read_bytes().split(b"\0"):
                     found.append(int(entry.name))
@@ -65,3 +69,14 @@ def leftover_processes(marker: str) -> list[int]:
 
 def report_stop(killed: list[str]) -> str:
     return "Stopped every process started" + (f" ({', '.join(killed)} needed SIGKILL)" if killed else "")
+
+
+def _ancestors() -> set[int]:
+    found, pid = set(), os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return found
