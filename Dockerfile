@@ -4,7 +4,7 @@ FROM apache/airflow:3.3.2-python3.11 AS airflow
 
 # The project's pins for what the base image does not carry (psycopg 3 for COPY; the same versions as the tests).
 COPY --chown=airflow:root requirements.txt /opt/wecom/requirements.txt
-RUN grep -E '^(psycopg|psycopg-binary|apache-airflow-providers-postgres|apache-airflow-providers-celery)==' \
+RUN grep -E '^(psycopg|psycopg-binary|apache-airflow-providers-(postgres|celery|openlineage)|openlineage[-_a-z]*)==' \
         /opt/wecom/requirements.txt > /tmp/pins.txt \
  && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/pins.txt
 

@@ -41,6 +41,12 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+# OpenLineage events go to a file the lineage tests read (no network).
+OPENLINEAGE_EVENTS = _AIRFLOW_HOME / "openlineage.jsonl"
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+    {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True}
+)
+os.environ["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "wecom-tests"
 
 from wecom_dev.environment import postgres_conn_json, wecom_conn_json  # noqa: E402
 from wecom_dev.postgres import Server, find_server  # noqa: E402

@@ -419,3 +419,27 @@ def test_a_sync_that_changed_the_directory_emits_asset_events_that_queue_its_con
     assert sync() == "success"
     changed = events()[before + 3 :]
     assert len(changed) == 3 and all(extra["users_changed"] == 1 for _, extra in changed)
+
+
+def test_openlineage_events_name_the_wecom_api_read_and_the_tables_written_with_row_counts(sync, simulator):
+    from conftest import OPENLINEAGE_EVENTS
+
+    start = OPENLINEAGE_EVENTS.stat().st_size if OPENLINEAGE_EVENTS.exists() else 0
+    assert sync() == "success"
+    lines = OPENLINEAGE_EVENTS.read_text()[start:].splitlines()
+    complete = {}
+    for event in map(json.loads, lines):
+        if event.get("eventType") == "COMPLETE" and "job" in event:
+            complete[event["job"]["name"]] = event
+    fetch = complete["wecom_directory_sync.fetch_directory"]
+    inputs = {(d["namespace"], d["name"]): d for d in fetch["inputs"]}
+    org = simulator.state.org
+    corp = f"wecom://{simulator.state.config.corp_id}"
+    assert inputs[(corp, "user/list")]["inputFacets"]["inputStatistics"]["rowCount"] == len(org.users)
+    assert inputs[(corp, "department/list")]["inputFacets"]["inputStatistics"]["rowCount"] == len(
+        org.departments
+    )
+    apply = complete["wecom_directory_sync.apply_directory"]
+    outputs = {d["name"].split(".", 1)[1]: d for d in apply["outputs"]}
+    assert outputs["wecom.users"]["namespace"].startswith("postgres://")
+    assert outputs["wecom.users"]["outputFacets"]["outputStatistics"]["rowCount"] == len(org.users)

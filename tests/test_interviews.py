@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import date, datetime, timedelta
 
 import psycopg
@@ -153,6 +155,9 @@ def test_digest_dag_dry_run_records_and_sends_nothing_then_real_runs_send_once(
     dag = load_dag(ROOT / "dags", "interview_daily_digest")
     # Full conf every time: dag.test() keeps the previous run's conf in the DAG's params.
     conf = {"day": DAY.isoformat(), "leader_summary": False, "dry_run": False}
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    get_hook_lineage_collector.cache_clear()  # one process ran the world's sync: start this run's lineage afresh
     dry = dag.test(run_conf={**conf, "dry_run": True})
     assert dry.get_state() == "success"
     assert sim_admin.messages() == []
@@ -162,6 +167,10 @@ def test_digest_dag_dry_run_records_and_sends_nothing_then_real_runs_send_once(
     assert all(p["key"] == f"digest:{DAY.isoformat()}:{p['to']}" for p in preview["preview"])
     assert all(p["text"].startswith("## ") and "\n" in p["text"] for p in preview["preview"])
     assert preview["preview_not_shown"] == 0
+    lineage = _openlineage_complete("interview_daily_digest.send_digests")
+    assert [d["name"].split(".", 1)[1] for d in lineage["inputs"]] == ["interview_contract.interviews"]
+    assert [d["name"].split(".", 1)[1] for d in lineage["outputs"]] == ["wecom.message_log"]
+    assert lineage["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 3
     with psycopg.connect(connections["warehouse"]) as conn:
         rows = conn.execute("SELECT status, reason FROM wecom.message_log").fetchall()
     assert len(rows) == 3 and all(r == ("skipped", "dry run: rendered, not sent") for r in rows)
@@ -175,6 +184,22 @@ def test_digest_dag_dry_run_records_and_sends_nothing_then_real_runs_send_once(
         and result["unmapped"] == ["无人认领 (platform user 3)"]
     )
     assert len(sim_admin.messages()) == 3
+
+
+def _openlineage_complete(job: str) -> dict:
+    """The last OpenLineage COMPLETE event of a task (the tests' file transport, see conftest); the
+    listener may still be writing it when the run returns."""
+    from conftest import OPENLINEAGE_EVENTS
+
+    for _ in range(100):
+        events = [json.loads(line) for line in OPENLINEAGE_EVENTS.read_text().splitlines()]
+        found = [
+            e for e in events if e.get("eventType") == "COMPLETE" and e.get("job", {}).get("name") == job
+        ]
+        if found:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no OpenLineage COMPLETE event for {job}")
 
 
 def _run_windows(source, wh, start, count, **options):

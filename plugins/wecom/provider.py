@@ -92,5 +92,12 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [{"integration-name": "WeCom", "python-modules": ["wecom.hooks", "wecom.webhook"]}],
         "operators": [{"integration-name": "WeCom", "python-modules": ["wecom.operators"]}],
         "connection-types": [WECOM_CONNECTION, WEBHOOK_CONNECTION],
+        "asset-uris": [
+            {
+                "schemes": ["wecom"],
+                "handler": "wecom.lineage.sanitize_uri",
+                "to_openlineage_converter": "wecom.lineage.to_openlineage",
+            }
+        ],
         "notifications": ["wecom.notifications.WeComNotifier", "wecom.notifications.WeComWebhookNotifier"],
     }

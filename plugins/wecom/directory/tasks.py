@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
-from wecom import warehouse
+from wecom import lineage, warehouse
 from wecom.assets import DIRECTORY
 from wecom.directory.load import COUNTED, RemovalGuard, apply_snapshot, drop_stale_snapshots, stage_snapshot
 from wecom.directory.snapshot import fetch_snapshot
@@ -26,11 +26,16 @@ def fetch(
     dag_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Fetch a complete snapshot and stage it; returns its id and counts (small, for XCom)."""
-    snapshot = fetch_snapshot(WeComHook(wecom_conn_id), concurrency=concurrency)
+    hook = WeComHook(wecom_conn_id)
+    snapshot = fetch_snapshot(hook, concurrency=concurrency)
     with warehouse.connect(warehouse_conn_id) as conn:
         snapshot_id = stage_snapshot(conn, snapshot, dag_run_id)
         drop_stale_snapshots(conn, keep=snapshot_id)
-    return {"snapshot_id": snapshot_id, **snapshot.counts()}
+    counts = snapshot.counts()
+    corp = hook.settings.corp_id
+    lineage.report(hook, inputs=[(lineage.wecom_api(corp, "department/list"), counts["departments"]),
+                                 (lineage.wecom_api(corp, "user/list"), counts["users"])])  # fmt: skip
+    return {"snapshot_id": snapshot_id, **counts}
 
 
 def apply(
@@ -43,7 +48,15 @@ def apply(
     """Merge the staged snapshot in one transaction; returns the counts recorded in sync_runs."""
     guard = RemovalGuard(max_share=max_removal_share, allow_mass_removal=allow_mass_removal)
     with warehouse.connect(warehouse_conn_id) as conn:
-        return apply_snapshot(conn, snapshot_id, guard, dag_run_id)
+        result = apply_snapshot(conn, snapshot_id, guard, dag_run_id)
+    written = {table: sum(v for k, v in result.items() if k.startswith(prefix) and not k.endswith("_fetched"))
+               for table, prefix in (("wecom.departments", "departments_"), ("wecom.users", "users_"),
+                                     ("wecom.user_departments", "memberships_"))}  # fmt: skip
+    lineage.report(
+        apply_snapshot,
+        outputs=[(lineage.warehouse_table(warehouse_conn_id, t), n) for t, n in written.items()],
+    )
+    return result
 
 
 def announce(result: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def digest_messages(
         "interviewers": len(recipients),
         "leader_summaries": leaders,
         "unmapped": unmapped,
+        "interviews_read": len(today) + len(owed),
     }
     return messages, report
 
@@ -174,5 +175,6 @@ def reminder_messages(
         "reminders_due": len(due),
         "feedback_owed": feedback,
         "unmapped": unmapped,
+        "interviews_read": len(due) + len(owed),
     }
     return messages, report

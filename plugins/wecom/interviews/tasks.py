@@ -7,7 +7,7 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from wecom import warehouse
+from wecom import lineage, warehouse
 from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
 from wecom.hooks import WeComHook
 from wecom.interviews.mapping import refresh_mapping
@@ -78,6 +78,7 @@ def send_digest(
         messages, report = digest_messages(
             source, wh, day, language, set(only_users or []) or None, leader_summary
         )
+        _report_lineage(warehouse_id, report["interviews_read"], len(messages))
         return {
             **report,
             "messages": len(messages),
@@ -114,6 +115,15 @@ def send_reminders(
             "messages": len(messages),
             **_deliver(messages, claimant, dry_run, wh, wecom_conn_id),
         }
+
+
+def _report_lineage(warehouse_id: str, interviews: int, messages: int) -> None:
+    """Read: the platform's contract view of interviews; written: the delivery ledger."""
+    lineage.report(
+        send_digest,
+        inputs=[(lineage.warehouse_table(source_conn_id(), "interview_contract.interviews"), interviews)],
+        outputs=[(lineage.warehouse_table(warehouse_id, "wecom.message_log"), messages)],
+    )
 
 
 def digest_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
