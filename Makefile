@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test e2e chaos demo demo-stop airflow bench clean
+.PHONY: install lint format test e2e chaos demo demo-stop demo-clean airflow bench clean
 
 $(STAMP): requirements.txt pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ airflow: install
 
 demo-stop: install
 	$(BIN)/python -m wecom_dev.demo stop
+
+demo-clean: install
+	$(BIN)/python -m wecom_dev.demo clean
 
 bench: install
 	$(BIN)/python bench/token_cache.py

@@ -1,6 +1,6 @@
 """The README's commands for a person, run exactly as written from a clean environment (no venv on PATH):
 ``make airflow`` up to a digest previewed from the UI's trigger form and run by the scheduler, then Ctrl-C
-and nothing left behind; ``make demo`` and ``make demo-stop`` with their printed hints checked.
+and nothing left behind; ``make demo``, ``make demo-stop`` and ``make demo-clean`` with their printed hints checked.
 
 These run on a machine where no PostgreSQL answers on the usual port (``WECOM_LOCAL_DATABASE_URL`` points
 at a closed one), the harder path: the commands start, keep and stop a private cluster themselves.
@@ -218,3 +218,7 @@ def test_make_demo_then_its_psql_hint_works_until_make_demo_stop(demo_dir):
     assert stop.returncode == 0 and "Stopped the private PostgreSQL" in stop.stdout, stop.stdout + stop.stderr
     assert running_cluster(demo_dir / "pg") is None
     assert leftover_processes(marker) == []
+    clean = subprocess.run(
+        ["make", "demo-clean"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert clean.returncode == 0 and not demo_dir.exists(), clean.stdout + clean.stderr

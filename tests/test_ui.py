@@ -124,3 +124,16 @@ def test_wecom_connection_form_shows_its_fields(page, api_server):
     content = page.content()
     for label in ("API base URL", "Corp ID", "App secret", "Agent ID"):
         assert label in content
+
+
+def test_the_directory_assets_and_their_graph(page, api_server):
+    """The directory tables as assets, produced by the sync and consumed by a DAG scheduled on them."""
+    page.goto(f"{api_server}/assets")
+    for name in ("wecom.users", "wecom.departments", "wecom.user_departments"):
+        page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+    shot(page, "08-directory-assets")
+    page.get_by_text("wecom.users", exact=True).first.click()
+    page.get_by_text("wecom_directory_sync").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(2000)  # the graph lays itself out
+    shot(page, "09-directory-asset-graph")
+    assert "wecom_directory_consumer" in page.content()

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from wecom_dev.environment import postgres_conn_json, simulator_process, wecom_conn_json
+from wecom_dev.environment import postgres_conn_json, robot_conn_json, simulator_process, wecom_conn_json
 from wecom_dev.postgres import Server, find_server
 from wecom_dev.processes import MARKER, report_stop, stop_all
 
@@ -172,6 +172,10 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
             "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url),
             "AIRFLOW_CONN_WECOM_WAREHOUSE": postgres_conn_json(warehouse_url),
             "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(warehouse_url),
+            # Alerts to a group robot of the simulator; the digest's deadline a minute after its time (07:47).
+            "AIRFLOW_CONN_OPS_ROBOT": robot_conn_json(sim_url),
+            "WECOM_ALERT_WEBHOOK_CONN_ID": "ops_robot",
+            "WECOM_DIGEST_DEADLINE": "07:48",
         }
         d = Deployment(home=home / "airflow", env=env, api_url=f"http://127.0.0.1:{api_port}",
                        simulator_url=sim_url, warehouse_url=warehouse_url, metadata_url=metadata_url,

@@ -44,6 +44,12 @@ def wecom_conn_json(url: str, config: SimulatorConfig | None = None, **extra: ob
     )
 
 
+def robot_conn_json(url: str, config: SimulatorConfig | None = None) -> str:
+    """A ``wecom_webhook`` connection to one of the simulator's group robots."""
+    config = config or SimulatorConfig()
+    return json.dumps({"conn_type": "wecom_webhook", "host": url, "password": config.webhook_keys[0]})
+
+
 @contextmanager
 def scratch_database(prefix: str = "wecom_bench") -> Iterator[str]:
     """A new database on whatever server answers (or a private one), dropped afterwards."""

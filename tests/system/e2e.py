@@ -133,6 +133,12 @@ def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     )
     check(departments == len(org["departments"]), f"wecom.departments holds the {departments} departments")
     check(memberships == sum(len(u["department"]) for u in org["users"]), f"{memberships} memberships")
+    events = d.api("GET", "assets/events", params={"limit": 100})["asset_events"]
+    check(
+        sorted(e["name"] for e in events) == ["wecom.departments", "wecom.user_departments", "wecom.users"]
+        and all(e["extra"]["users_added"] == len(users) for e in events),
+        "one asset event per directory table, with the counts, for the sync that changed it (none for the other)",
+    )
 
     digest_day = next_weekday(datetime.now(LOCAL_TZ).date() + timedelta(days=1))
     end = last_interval_end(datetime.now(LOCAL_TZ))
@@ -210,6 +216,8 @@ def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     recipients = {m["userid"] for m in sim.messages()[before:]}
     check({r.lower() for _, r in digests} <= recipients, "WeCom delivered every digest")
 
+    late_digest(d, sim, next_weekday(digest_day + timedelta(days=1)))
+
     stats = sim.stats()
     check(
         stats["calls"].get("gettoken", 0) == 1,
@@ -223,6 +231,28 @@ def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     check(len(pids) >= 2, f"tasks ran in {len(pids)} separate processes")
     figures |= {"delivered": stats["delivered"], "gettoken": stats["calls"].get("gettoken", 0),
                 "tasks_per_worker": per_worker, "task_processes": len(pids)}  # fmt: skip
+
+
+def late_digest(d: Deployment, sim: SimulatorAdmin, day: date) -> None:
+    step(f"6. A late digest ({day}): WeCom's message/send down past the deadline")
+    sim.fault("http502", path="message/send", count=-1)
+    before = {r["dag_run_id"] for r in dag_runs(d, "interview_daily_digest")}
+    # A logical date, as a scheduled run has: the deadline is measured from it (a minute, in this deployment).
+    now = datetime.now(LOCAL_TZ).replace(microsecond=0).isoformat()
+    conf = json.dumps({"day": day.isoformat()})
+    d.airflow("dags", "trigger", "interview_daily_digest", "--logical-date", now, "--conf", conf)
+    runs = wait_runs(d, "interview_daily_digest", len(before) + 1)
+    late = [r for r in runs if r["dag_run_id"] not in before][0]
+    check(late["state"] == "failed", "the digest run failed while message/send was down")
+
+    def alerts() -> list[dict]:
+        return [m for m in sim.robot_messages()
+                if "Deadline missed" in m["content"] and late["dag_run_id"] in m["content"]]  # fmt: skip
+
+    d.wait(lambda: bool(alerts()), 240, "the deadline alert of the late digest")
+    time.sleep(15)  # a second alert would come from the scheduler's next loops
+    check(len(alerts()) == 1, "one deadline alert reached the ops group's robot, from the triggerer")
+    sim.clear_faults()
 
 
 def task_pids(d: Deployment) -> set[int]:
@@ -252,7 +282,7 @@ def main() -> None:
         print(f"Deployment up in {figures['startup_s']} s: {', '.join(d.processes)}", flush=True)
         sim = SimulatorAdmin(d.simulator_url)
         scenario(d, sim, figures)
-        step("6. Leak scan: warehouse, metadata DB, task logs, process logs")
+        step("7. Leak scan: warehouse, metadata DB, task logs, process logs")
         leaks, scanned = leak_scan(d, sim)
         figures |= {"leaks": leaks, "places_scanned": scanned}
         check(leaks == 0, f"no credential in {scanned} rows and files")
