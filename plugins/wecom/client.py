@@ -38,8 +38,8 @@ class HttpSettings:
     NOT_EXTRAS = frozenset({"base_url", "corp_id", "secret", "key"})
 
     @property
-    def credential(self) -> str:
-        """The secret this connection holds (registered with the masker before any use)."""
+    def credentials(self) -> tuple[str, ...]:
+        """The secrets this connection holds (registered with the masker before any use)."""
         raise NotImplementedError
 
     @classmethod
@@ -163,7 +163,8 @@ class BaseWeComHook(BaseHook):
         settings = self.settings_class.from_connection(
             self.get_connection(getattr(self, self.conn_name_attr))
         )
-        register_secret(settings.credential)
+        for secret in settings.credentials:
+            register_secret(secret)
         install_log_redaction()
         return settings
 

@@ -37,6 +37,10 @@ class WeComSettings(HttpSettings):
     token_margin: float = 300.0
     token_store: str = "postgres"
     warehouse_conn_id: str = "wecom_warehouse"
+    # The callback receiver's secrets (WeCom admin console → app → 接收消息 → API 接收).
+    callback_token: str | None = field(default=None, repr=False)
+    callback_aes_key: str | None = field(default=None, repr=False)
+    callback_replay_window: float = 300.0
 
     @classmethod
     def from_connection(cls, conn: Any) -> WeComSettings:
@@ -57,8 +61,8 @@ class WeComSettings(HttpSettings):
         return settings
 
     @property
-    def credential(self) -> str:
-        return self.secret
+    def credentials(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.secret, self.callback_token, self.callback_aes_key) if s)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,18 @@ WECOM_FIELDS = {
     "warehouse_conn_id": _field(
         "Warehouse connection", "string", "Where the shared token cache lives.", default="wecom_warehouse"
     ),
+    "callback_token": _field(
+        "Callback Token",
+        "string",
+        "接收消息 → Token: the callback receiver checks signatures with it.",
+        format="password",
+    ),
+    "callback_aes_key": _field(
+        "Callback EncodingAESKey", "string", "接收消息 → EncodingAESKey (43 characters).", format="password"
+    ),
+    "callback_replay_window": _field(
+        "Callback replay window (s)", "number", "How far a callback's timestamp may be from now.", default=300
+    ),
 }
 
 WECOM_CONNECTION = {

@@ -37,8 +37,8 @@ class WebhookSettings(HttpSettings):
         return cls.from_extra(conn, base_url=base_url, key=conn.password)
 
     @property
-    def credential(self) -> str:
-        return self.key
+    def credentials(self) -> tuple[str, ...]:
+        return (self.key,)
 
 
 class WeComWebhookHook(BaseWeComHook):

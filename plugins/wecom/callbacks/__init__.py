@@ -1,0 +1,1 @@
+"""Two-way WeCom: the callback receiver, its envelope and its inbox."""
