@@ -226,6 +226,8 @@ class WeComApi:
             ("GET", "department/simplelist"): self.department_simplelist,
             ("GET", "user/list"): self.user_list,
             ("GET", "user/simplelist"): self.user_simplelist,
+            ("GET", "user/get"): self.user_get,
+            ("GET", "department/get"): self.department_get,
         }
         if (method, path) in routes:
             return routes[(method, path)](query)
@@ -299,6 +301,25 @@ class WeComApi:
             if isinstance(members, dict):
                 return members
             return ok(userlist=[self.state.org.wire_user(u) for u in members])
+
+    def user_get(self, query: dict[str, str]) -> dict[str, Any]:
+        """One member, as user/list lists it; 60111 when WeCom does not know the userid."""
+        with self.state.lock:
+            user = self.state.org.users.get(str(query.get("userid", "")).lower())
+            if user is None:
+                return err(60111, "userid not found")
+            return ok(**self.state.org.wire_user(user))
+
+    def department_get(self, query: dict[str, str]) -> dict[str, Any]:
+        """One department (department/get answers {"department": {...}}); 60123 when it is gone."""
+        with self.state.lock:
+            try:
+                department = self.state.org.departments.get(int(query.get("id", "")))
+            except ValueError:
+                department = None
+            if department is None:
+                return err(60123, "invalid party id")
+            return ok(department=dict(department))
 
     def user_simplelist(self, query: dict[str, str]) -> dict[str, Any]:
         with self.state.lock:

@@ -214,6 +214,25 @@ class WeComHook(BaseWeComHook):
         """Members listed directly in one department (no ``fetch_child``: big orgs get 45029)."""
         return self._listed("user/list", "userlist", {"department_id": department_id})
 
+    def get_member(self, userid: str) -> dict[str, Any] | None:
+        """One member as user/list lists them; None when WeCom no longer knows the userid (removed)."""
+        try:
+            body = self.call("GET", "user/get", params={"userid": userid})
+        except WeComItemError:
+            return None
+        return {k: v for k, v in body.items() if k not in ("errcode", "errmsg")}
+
+    def get_department(self, department_id: int) -> dict[str, Any] | None:
+        """One department; None when WeCom no longer knows it (removed)."""
+        try:
+            body = self.call("GET", "department/get", params={"id": department_id})
+        except WeComItemError:
+            return None
+        department = body.get("department")
+        if not isinstance(department, dict):
+            raise WeComTransientError.about("department/get", "department/get answered without a department")
+        return department
+
     def send_message(self, payload: dict[str, Any]) -> SendResult:
         """Send one application message; invalid recipients come back in the result, not as errors."""
         message = {"agentid": self.agent_id, **payload}

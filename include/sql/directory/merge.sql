@@ -1,7 +1,9 @@
--- Apply one complete staged snapshot (%(snapshot_id)s) to the directory tables, inside one
+-- Apply one staged snapshot (%(snapshot_id)s) to the directory tables, inside one
 -- transaction opened by wecom.directory.load.apply_snapshot. now() is that transaction's start,
 -- so every row changed by one sync carries the same timestamp.
 -- Only rows that really changed are written: an unchanged directory writes nothing.
+-- A partial snapshot (%(partial)s, from callback events) removes and closes only inside its scope
+-- (wecom_staging.scope_users / scope_departments); for a complete one the scope test folds away.
 
 -- name: fetched
 SELECT (SELECT count(*) FROM wecom_staging.departments WHERE snapshot_id = %(snapshot_id)s) AS departments_fetched,
@@ -12,6 +14,7 @@ SELECT (SELECT count(*) FROM wecom_staging.departments WHERE snapshot_id = %(sna
 SELECT (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_active,
        (SELECT count(*) FROM wecom.users u
          WHERE u.deleted_at IS NULL
+           AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid)))
            AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
                            WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid))) AS users_removed;
 
@@ -43,6 +46,7 @@ WHERE s.snapshot_id = %(snapshot_id)s
 UPDATE wecom.departments d
 SET deleted_at = now(), updated_at = now()
 WHERE d.deleted_at IS NULL
+  AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id))
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id);
 
@@ -91,12 +95,14 @@ WHERE s.snapshot_id = %(snapshot_id)s
 UPDATE wecom.users u
 SET deleted_at = now(), updated_at = now()
 WHERE u.deleted_at IS NULL
+  AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid)))
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
                   WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid));
 
 -- name: remove_memberships
 DELETE FROM wecom.user_departments m
-WHERE NOT EXISTS (SELECT 1 FROM wecom_staging.user_departments s
+WHERE (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid)))
+  AND NOT EXISTS (SELECT 1 FROM wecom_staging.user_departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid
                     AND s.department_id = m.department_id);
 
@@ -131,6 +137,7 @@ SELECT d.department_id, d.name, d.name_en, d.parent_id, d.sort_order, d.leaders,
 FROM wecom.departments d
 LEFT JOIN wecom_staging.departments s ON s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id
 WHERE d.deleted_at IS NULL
+  AND (s.department_id IS NOT NULL OR (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)))
   AND (s.department_id IS NULL
        OR (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
           IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders));
@@ -143,6 +150,7 @@ SELECT u.userid, u.name, u.english_name, u.position, u.status, u.main_department
 FROM wecom.users u
 LEFT JOIN wecom_staging.users s ON s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid)
 WHERE u.deleted_at IS NULL
+  AND (s.userid IS NOT NULL OR (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))))
   AND (s.userid IS NULL
        OR (u.userid, u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader)
           IS DISTINCT FROM
@@ -155,7 +163,8 @@ SELECT m.userid, m.department_id, m.is_leader, m.version_from, now(), m.version_
 FROM wecom.user_departments m
 LEFT JOIN wecom_staging.user_departments s
        ON s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid AND s.department_id = m.department_id
-WHERE s.userid IS NULL OR s.is_leader IS DISTINCT FROM m.is_leader;
+WHERE (s.userid IS NULL AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid))))
+   OR (s.userid IS NOT NULL AND s.is_leader IS DISTINCT FROM m.is_leader);
 
 -- name: drop_snapshot
 DELETE FROM wecom_staging.snapshots WHERE snapshot_id = %(snapshot_id)s;
@@ -168,3 +177,9 @@ DELETE FROM wecom_staging.users WHERE snapshot_id = %(snapshot_id)s;
 
 -- name: drop_snapshot_memberships
 DELETE FROM wecom_staging.user_departments WHERE snapshot_id = %(snapshot_id)s;
+
+-- name: drop_snapshot_scope_users
+DELETE FROM wecom_staging.scope_users WHERE snapshot_id = %(snapshot_id)s;
+
+-- name: drop_snapshot_scope_departments
+DELETE FROM wecom_staging.scope_departments WHERE snapshot_id = %(snapshot_id)s;

@@ -13,4 +13,10 @@ from wecom.callbacks.receiver import create_app
 
 class WeComCallbacksPlugin(AirflowPlugin):
     name = "wecom_callbacks"
-    fastapi_apps = [{"app": create_app(), "url_prefix": "/wecom", "name": "WeCom callback receiver"}]
+    fastapi_apps = [
+        {
+            "app": create_app(warm_in_background=True),
+            "url_prefix": "/wecom",
+            "name": "WeCom callback receiver",
+        }
+    ]

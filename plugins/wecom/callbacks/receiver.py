@@ -15,6 +15,7 @@ the api-server stays internal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -71,6 +72,10 @@ class Inbox:
 
             conn = self._local.conn = warehouse.connect_current(self.warehouse_conn_id)
         return conn
+
+    def warm(self) -> None:
+        """Connect (and migrate) before the first delivery, not during it."""
+        self._conn()
 
     def store(self, message: bytes, fields: dict[str, Any]) -> bool:
         """True when new; a retried or duplicated delivery is stored once."""
@@ -160,10 +165,17 @@ class Receiver:
         return self.inbox.store(message, fields)
 
 
-def create_app(receiver: Receiver | None = None, wecom_conn_id: str = "wecom_default") -> FastAPI:
-    """The app, with routes under ``/callback``: mount it at ``/wecom``."""
+def create_app(
+    receiver: Receiver | None = None, wecom_conn_id: str = "wecom_default", warm_in_background: bool = False
+) -> FastAPI:
+    """The app, with routes under ``/callback``: mount it at ``/wecom``. WeCom wants the URL verification
+    answered within a second, so settings and the inbox's connection are made ready ahead: in a
+    background thread when asked (the api-server's plugin), else by whoever serves the app."""
     app = FastAPI(title="WeCom callback receiver", docs_url=None, redoc_url=None, openapi_url=None)
     state = _Lazy(receiver, wecom_conn_id)
+    app.state.receiver = state
+    if warm_in_background:
+        threading.Thread(target=state.warm, name="wecom-callback-warm", daemon=True).start()
 
     @app.get("/callback")
     def verify_url(request: Request) -> Response:
@@ -206,6 +218,12 @@ class _Lazy:
     def receiver(self) -> Receiver:
         return self._given or Receiver(settings_from_connection(self._conn_id))
 
+    def warm(self) -> None:
+        try:
+            self.receiver.inbox.warm()
+        except Exception:  # noqa: BLE001 - not configured yet: the first request says what is missing
+            log.exception("The callback receiver could not get ready; requests will retry")
+
 
 async def _capped_body(request: Request) -> bytes | None:
     declared = request.headers.get("content-length")
@@ -227,8 +245,17 @@ def _rejected(method: str, exc: CallbackRejected, status: int = 400) -> Response
 
 def application(wecom_conn_id: str = "wecom_default") -> FastAPI:
     """The standalone service: the receiver at ``/wecom/callback`` and nothing else."""
-    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    root.mount("/wecom", create_app(wecom_conn_id=wecom_conn_id))
+    app = create_app(wecom_conn_id=wecom_conn_id)
+
+    @contextlib.asynccontextmanager
+    async def ready_first(_: FastAPI) -> Any:
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(app.state.receiver.warm)
+        yield
+
+    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=ready_first)
+    root.mount("/wecom", app)
     return root
 
 

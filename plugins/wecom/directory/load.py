@@ -55,6 +55,8 @@ DROP_SNAPSHOT = (
     "drop_snapshot_departments",
     "drop_snapshot_users",
     "drop_snapshot_memberships",
+    "drop_snapshot_scope_users",
+    "drop_snapshot_scope_departments",
 )
 COUNTED = (
     "departments_fetched", "users_fetched", "memberships_fetched",
@@ -83,6 +85,15 @@ class RemovalGuard:
         )
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a partial snapshot speaks for: these members (lowercased userids) and departments, re-read
+    from WeCom; everything else in the directory is left as it is."""
+
+    userids: frozenset[str] = frozenset()
+    department_ids: frozenset[int] = frozenset()
+
+
 def last_applied_digest(conn: Any) -> str | None:
     row = conn.execute(
         "SELECT snapshot_digest FROM wecom.sync_runs WHERE status = 'succeeded' ORDER BY sync_run_id DESC LIMIT 1"
@@ -90,8 +101,14 @@ def last_applied_digest(conn: Any) -> str | None:
     return row[0] if row else None
 
 
-def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None, chunk: int = 5000) -> int:
-    """COPY a complete snapshot into staging in one transaction; returns its id.
+def stage_snapshot(
+    conn: Any,
+    snapshot: Snapshot,
+    dag_run_id: str | None = None,
+    chunk: int = 5000,
+    scope: Scope | None = None,
+) -> int:
+    """COPY a complete snapshot (or, with ``scope``, a partial one) into staging in one transaction; its id.
 
     Rows are formatted once, in key order, as binary COPY data; the snapshot's digest is taken of those
     bytes. When an earlier sync was applied, everything is formatted and hashed before anything is sent:
@@ -100,7 +117,8 @@ def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None,
     sent while the next one is formatted.
     """
     require_autocommit(conn, "stage_snapshot")
-    counts, last_digest = snapshot.counts(), last_applied_digest(conn)
+    counts = snapshot.counts()
+    last_digest = None if scope else last_applied_digest(conn)
     digest = hashlib.sha256(DIGEST_VERSION)
     with conn.cursor() as cur, conn.cursor() as formatter:
         tables = [
@@ -116,7 +134,9 @@ def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None,
         else:
             tables = [(table, _hashed(digest, table, pieces)) for table, pieces in tables]
         with conn.transaction():
-            snapshot_id = _record_snapshot(conn, dag_run_id, counts, None, unchanged=False)
+            snapshot_id = _record_snapshot(
+                conn, dag_run_id, counts, None, unchanged=False, partial=bool(scope)
+            )
             # Every staged row takes the snapshot id from this setting (the column's default).
             conn.execute("SELECT set_config('wecom.snapshot_id', %s, true)", (str(snapshot_id),))
             for table, pieces in tables:
@@ -128,18 +148,44 @@ def stage_snapshot(conn: Any, snapshot: Snapshot, dag_run_id: str | None = None,
                 "UPDATE wecom_staging.snapshots SET digest = %s WHERE snapshot_id = %s",
                 (digest.hexdigest(), snapshot_id),
             )
+            if scope:
+                _stage_scope(conn, snapshot_id, scope)
     log.info("Staged snapshot %s: %s", snapshot_id, counts)
     return snapshot_id
 
 
 def _record_snapshot(
-    conn: Any, dag_run_id: str | None, counts: dict[str, int], digest: str | None, unchanged: bool
+    conn: Any,
+    dag_run_id: str | None,
+    counts: dict[str, int],
+    digest: str | None,
+    unchanged: bool,
+    partial: bool = False,
 ) -> int:
     return conn.execute(
-        "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
-        (dag_run_id, digest, unchanged, counts["departments"], counts["users"], counts["memberships"]),
+        "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships,"
+        " partial) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
+        (
+            dag_run_id,
+            digest,
+            unchanged,
+            counts["departments"],
+            counts["users"],
+            counts["memberships"],
+            partial,
+        ),
     ).fetchone()[0]
+
+
+def _stage_scope(conn: Any, snapshot_id: int, scope: Scope) -> None:
+    conn.execute(
+        "INSERT INTO wecom_staging.scope_users (snapshot_id, userid_lower) SELECT %s, unnest(%s::text[])",
+        (snapshot_id, sorted(u.lower() for u in scope.userids)),
+    )
+    conn.execute(
+        "INSERT INTO wecom_staging.scope_departments (snapshot_id, department_id) SELECT %s, unnest(%s::bigint[])",
+        (snapshot_id, sorted(scope.department_ids)),
+    )
 
 
 def _hashed(digest: Any, table: str, pieces: Iterable[bytes]) -> Iterator[bytes]:
@@ -220,15 +266,22 @@ def _drop_snapshot(conn: Any, snapshot_id: int) -> None:
 
 
 def apply_snapshot(
-    conn: Any, snapshot_id: int, guard: RemovalGuard = RemovalGuard(), dag_run_id: str | None = None
+    conn: Any,
+    snapshot_id: int,
+    guard: RemovalGuard = RemovalGuard(),
+    dag_run_id: str | None = None,
+    kind: str = "full",
+    events: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Merge one staged snapshot; record the run in wecom.sync_runs whatever happens."""
+    """Merge one staged snapshot; record the run (``full`` or ``incremental``) in wecom.sync_runs whatever
+    happens. A full run once callbacks are on records its ``drift``: what events should have changed."""
     require_autocommit(conn, "apply_snapshot")
     sync_run_id = conn.execute(
-        "INSERT INTO wecom.sync_runs (dag_run_id) VALUES (%s) RETURNING sync_run_id", (dag_run_id,)
+        "INSERT INTO wecom.sync_runs (dag_run_id, kind) VALUES (%s, %s) RETURNING sync_run_id",
+        (dag_run_id, kind),
     ).fetchone()[0]
     try:
-        result = _apply(conn, snapshot_id, sync_run_id, guard)
+        result = _apply(conn, snapshot_id, sync_run_id, guard, events or [])
     except Exception as exc:
         status = "blocked" if isinstance(exc, MassRemovalBlocked) else "failed"
         try:
@@ -242,14 +295,22 @@ def apply_snapshot(
         raise
     assignments = ", ".join(f"{name} = %({name})s" for name in (*COUNTED, "rows_written", "snapshot_digest"))
     conn.execute(
-        f"UPDATE wecom.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), {assignments}"  # noqa: S608
-        " WHERE sync_run_id = %(sync_run_id)s",
-        {**result, "sync_run_id": sync_run_id},
+        f"UPDATE wecom.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), {assignments},"  # noqa: S608
+        " drift = CASE WHEN kind = 'full' AND EXISTS (SELECT 1 FROM wecom.sync_runs WHERE kind = 'incremental')"
+        " THEN %(changes)s END WHERE sync_run_id = %(sync_run_id)s",
+        {**result, "sync_run_id": sync_run_id, "changes": changes(result)},
     )
     return {**result, "sync_run_id": sync_run_id}
 
 
-def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -> dict[str, Any]:
+def changes(result: dict[str, Any]) -> int:
+    """Members, departments and memberships added, changed, removed or restored (history rows aside)."""
+    return sum(v or 0 for k, v in result.items() if k in COUNTED and not k.endswith("_fetched"))
+
+
+def _apply(
+    conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard, events: list[int]
+) -> dict[str, Any]:
     with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = '15min'")
         # Two applies never interleave, whatever started them (scheduler, a manual `dags test`...).
@@ -258,9 +319,21 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
         if staged["unchanged"]:
             result = _confirm_unchanged(conn, snapshot_id, staged)
         else:
-            _analyze_staging(conn)
-            result = merge(conn, {"snapshot_id": snapshot_id, "sync_run_id": sync_run_id}, guard)
-            result["snapshot_digest"] = staged["digest"]
+            if not staged["partial"]:  # a partial snapshot is small: no statistics needed
+                _analyze_staging(conn)
+            params = {"snapshot_id": snapshot_id, "sync_run_id": sync_run_id, "partial": staged["partial"]}
+            result = merge(conn, params, guard)
+            # A partial snapshot's digest says nothing about the directory: no shortcut may rely on it.
+            result["snapshot_digest"] = None if staged["partial"] else staged["digest"]
+        if events:  # the callback events this merge applied, marked in its transaction
+            conn.execute(
+                sql.statements("callbacks/events.sql")["mark_processed"],
+                {"events": events, "sync_run_id": sync_run_id},
+            )
+            conn.execute(
+                "UPDATE wecom.sync_runs SET events_applied = %s WHERE sync_run_id = %s",
+                (len(events), sync_run_id),
+            )
         _drop_snapshot(conn, snapshot_id)
     log.info("Applied snapshot %s: %s", snapshot_id, result)
     return result
@@ -269,7 +342,7 @@ def _apply(conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard) -
 def _staged(conn: Any, snapshot_id: int) -> dict[str, Any]:
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT digest, unchanged, departments, users, memberships FROM wecom_staging.snapshots"
+            "SELECT digest, unchanged, partial, departments, users, memberships FROM wecom_staging.snapshots"
             " WHERE snapshot_id = %s",
             (snapshot_id,),
         )

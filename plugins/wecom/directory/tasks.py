@@ -59,6 +59,21 @@ def apply(
     return result
 
 
+def apply_events(
+    wecom_conn_id: str = "wecom_default",
+    warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
+    allow_mass_removal: bool = False,
+    max_removal_share: float = 0.10,
+    dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Re-read and merge what the waiting contact events name (an incremental sync)."""
+    from wecom.directory.events import apply_events as apply_waiting
+
+    guard = RemovalGuard(max_share=max_removal_share, allow_mass_removal=allow_mass_removal)
+    with warehouse.connect_current(warehouse_conn_id) as conn:
+        return apply_waiting(WeComHook(wecom_conn_id), conn, guard, dag_run_id)
+
+
 def announce(result: dict[str, Any], context: Any) -> dict[str, Any]:
     """An asset event for each directory table when the sync changed something, its counts as the extra;
     skipped (no event) when nothing changed."""

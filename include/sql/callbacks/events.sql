@@ -1,0 +1,14 @@
+-- Contact events from the callback inbox, for the incremental sync (wecom.directory.events).
+
+-- name: waiting
+SELECT event_id, change_type, userid, new_userid, department_id
+FROM wecom.callback_events
+WHERE processed_at IS NULL AND event = 'change_contact'
+ORDER BY event_id
+LIMIT %(limit)s;
+
+-- name: mark_processed
+-- Inside the merge's transaction: applied and marked, or neither.
+UPDATE wecom.callback_events
+SET processed_at = now(), processed_by = 'sync_run ' || %(sync_run_id)s
+WHERE event_id = ANY(%(events)s) AND processed_at IS NULL;

@@ -1,0 +1,161 @@
+"""The callback receiver over real HTTP (uvicorn, the console script's app) with a real PostgreSQL inbox:
+WeCom's URL verification, events stored once, and every kind of hostile input refused with nothing stored
+and nothing echoed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlencode
+
+import psycopg
+import pytest
+import requests
+import uvicorn
+from conftest import postgres_conn
+
+from wecom.callbacks.crypto import CallbackCrypto, signature
+
+CORP = "wwsimcorp0001"
+TOKEN = "cbTokenForTests0123"
+AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+CRYPTO = CallbackCrypto.from_settings(TOKEN, AES_KEY, CORP)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def receiver(monkeypatch, db_url):
+    """``wecom-callback-receiver``'s app on a free port, configured from the WeCom connection as deployed."""
+    from wecom import token_store
+    from wecom.callbacks.receiver import application
+
+    extra = {
+        "agent_id": 1000002,
+        "callback_token": TOKEN,
+        "callback_aes_key": AES_KEY,
+        "token_store": "memory",
+    }
+    conn = {"conn_type": "wecom", "host": "http://127.0.0.1:1", "login": CORP, "password": "app-secret-x" * 2,
+            "extra": extra}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
+    token_store._postgres_stores.clear()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(application(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/wecom/callback"
+    server.should_exit = True
+    thread.join(10)
+
+
+def sealed(message: str, *, timestamp: int | None = None, nonce: str = "n1", crypto: CallbackCrypto = CRYPTO):
+    """What WeCom posts: the query and the body for one message."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    encrypted = crypto.encrypt(message.encode())
+    query = {"msg_signature": signature(crypto.token, str(timestamp), nonce, encrypted), "timestamp": timestamp,
+             "nonce": nonce}  # fmt: skip
+    body = f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID>1000002</AgentID></xml>"
+    return query, body.encode()
+
+
+def contact_event(change_type: str, **fields: str) -> str:
+    inner = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items())
+    return (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[change_contact]]></Event><ChangeType>{change_type}</ChangeType>{inner}</xml>")  # fmt: skip
+
+
+def inbox(db_url: str) -> list[tuple]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT event, change_type, userid, new_userid, department_id, payload FROM wecom.callback_events"
+            " ORDER BY event_id"
+        ).fetchall()
+
+
+def test_url_verification_answers_the_bare_plaintext(receiver):
+    timestamp, nonce = str(int(time.time())), "263014780"
+    echostr = CRYPTO.encrypt(b"1616140317555161061")
+    query = {"msg_signature": signature(TOKEN, timestamp, nonce, echostr), "timestamp": timestamp, "nonce": nonce,
+             "echostr": echostr}  # fmt: skip
+    started = time.monotonic()
+    answer = requests.get(f"{receiver}?{urlencode(query)}", timeout=5)
+    assert answer.status_code == 200 and answer.content == b"1616140317555161061"  # no quotes, no newline
+    assert time.monotonic() - started < 1
+
+
+def test_an_event_is_stored_once_however_often_it_is_delivered(receiver, db_url):
+    message = contact_event("update_user", UserID="zhangsan", NewUserID="zhangsan2", Department="1,2")
+    for nonce in ("a", "b", "c"):  # WeCom's retries re-encrypt with a new random prefix and a new nonce
+        query, body = sealed(message, nonce=nonce)
+        answer = requests.post(receiver, params=query, data=body, timeout=5)
+        assert answer.status_code == 200 and answer.content == b""
+    rows = inbox(db_url)
+    assert len(rows) == 1
+    event, change_type, userid, new_userid, department_id, payload = rows[0]
+    assert (event, change_type, userid, new_userid, department_id) == ("change_contact", "update_user", "zhangsan",
+                                                                      "zhangsan2", None)  # fmt: skip
+    assert payload["Department"] == "1,2"
+
+
+def test_unknown_events_are_stored_not_refused(receiver, db_url):
+    query, body = sealed(
+        f"<xml><ToUserName>{CORP}</ToUserName><MsgType>event</MsgType><Event>enter_agent</Event></xml>"
+    )
+    assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
+    assert [row[0] for row in inbox(db_url)] == ["enter_agent"]
+
+
+def _hostile_requests():
+    message = contact_event("delete_user", UserID="lisi")
+    query, body = sealed(message)
+    bad_signature = {**query, "msg_signature": "0" * 40}
+    stale_query, stale_body = sealed(message, timestamp=int(time.time()) - 3600)
+    other_corp = CallbackCrypto(TOKEN, CRYPTO.aes_key, "wwsomeoneelse")
+    foreign_query, foreign_body = sealed(message, crypto=other_corp)
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+              b"<xml><Encrypt>&lol2;</Encrypt></xml>")  # fmt: skip
+    xxe = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>'
+    not_base64 = b"<xml><Encrypt><![CDATA[%%%not base64%%%]]></Encrypt></xml>"
+    signed_junk = base64.b64encode(b"x" * 48).decode()
+    junk_query = {**query, "msg_signature": signature(TOKEN, str(query["timestamp"]), "n1", signed_junk)}
+    return {
+        "wrong signature": (bad_signature, body),
+        "stale timestamp (replay)": (stale_query, stale_body),
+        "another corp's ReceiveId": (foreign_query, foreign_body),
+        "billion laughs": (query, laughs),
+        "external entity (XXE)": (query, xxe),
+        "not XML": (query, b"\x00\xffnot xml at all"),
+        "no Encrypt element": (query, b"<xml><ToUserName>x</ToUserName></xml>"),
+        "not base64": (query, not_base64),
+        "signed but undecryptable": (junk_query, f"<xml><Encrypt>{signed_junk}</Encrypt></xml>".encode()),
+        "no query at all": ({}, body),
+    }
+
+
+@pytest.mark.parametrize("case", list(_hostile_requests()))
+def test_hostile_input_gets_a_4xx_stores_nothing_and_echoes_nothing(receiver, db_url, caplog, case):
+    query, body = _hostile_requests()[case]
+    answer = requests.post(receiver, params=query, data=body, timeout=5)
+    assert 400 <= answer.status_code < 500 and answer.content == b""
+    assert inbox(db_url) == []
+    assert TOKEN not in caplog.text and AES_KEY not in caplog.text
+
+
+def test_an_oversized_body_and_other_methods_are_refused(receiver, db_url):
+    query, _ = sealed("<xml/>")
+    assert requests.post(receiver, params=query, data=b"<xml>" + b"a" * 70_000, timeout=5).status_code == 413
+    assert requests.put(receiver, params=query, data=b"<xml/>", timeout=5).status_code == 405
+    assert requests.get(receiver.replace("/callback", "/"), timeout=5).status_code == 404  # nothing to list
+    assert inbox(db_url) == []

@@ -1,0 +1,132 @@
+"""wecom_directory_events: contact events in the inbox (stored by the receiver's own code from sealed
+deliveries) re-read exactly what they name from the simulator over HTTP and merge it with history, in one
+transaction; duplicates and order do not matter; the next full sync finds no drift unless an event was lost."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import psycopg
+import pytest
+from conftest import ROOT, load_dag
+
+from wecom.callbacks.crypto import CallbackCrypto, signature
+from wecom.callbacks.receiver import Inbox, Receiver, ReceiverSettings
+
+pytestmark = pytest.mark.airflow
+TOKEN, AES_KEY = "eventsToken0001", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+
+
+@pytest.fixture
+def db(connections, airflow_db):
+    with psycopg.connect(connections["warehouse"], autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def deliver(simulator):
+    """What the receiver does with a delivery from WeCom: verify, decrypt, store once."""
+    crypto = CallbackCrypto.from_settings(TOKEN, AES_KEY, simulator.state.config.corp_id)
+    receiver = Receiver(ReceiverSettings(crypto, "wecom_warehouse"), Inbox("wecom_warehouse"))
+
+    def send(change_type: str, **fields: object) -> None:
+        inner = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
+        message = (f"<xml><ToUserName>{crypto.receive_id}</ToUserName><FromUserName>sys</FromUserName>"
+                   "<CreateTime>1764480000</CreateTime><MsgType>event</MsgType>"
+                   f"<Event>change_contact</Event><ChangeType>{change_type}</ChangeType>{inner}</xml>")  # fmt: skip
+        encrypted = crypto.encrypt(message.encode())
+        timestamp, nonce = str(int(time.time())), str(time.monotonic_ns())
+        body = f"<xml><Encrypt>{encrypted}</Encrypt></xml>".encode()
+        receiver.receive(signature(TOKEN, timestamp, nonce, encrypted), timestamp, nonce, body)
+
+    return send
+
+
+def run(dag_id: str) -> dict:
+    dag = load_dag(ROOT / "dags", dag_id)
+    state = dag.test().state
+    assert state == "success"
+
+
+def one(db, query, *args):
+    return db.execute(query, args).fetchone()[0]
+
+
+def test_events_rereads_only_what_they_name_and_merges_it_with_history(db, simulator, sim_admin, deliver):
+    org = simulator.state.org
+    run("wecom_directory_sync")
+    users = sorted(org.users)
+    renamed, removed, respelled = org.users[users[0]], org.users[users[1]], org.users[users[2]]
+    newcomer = {**copy.deepcopy(org.users[users[3]]), "userid": "newhire01", "name": "新同事"}
+    department = next(d for d in org.departments if d != 1)
+    new_userid = respelled["userid"] + "x"
+    sim_admin.mutate(
+        {"op": "update_user", "userid": renamed["userid"], "fields": {"name": "改名后"}},
+        {"op": "remove_user", "userid": removed["userid"]},
+        {"op": "add_user", "user": newcomer},
+        {"op": "remove_user", "userid": respelled["userid"]},
+        {"op": "add_user", "user": {**copy.deepcopy(respelled), "userid": new_userid}},
+        {"op": "rename_department", "id": department, "name": "新部门名"},
+    )
+    deliver("update_user", UserID=renamed["userid"])
+    deliver("update_user", UserID=renamed["userid"])  # a duplicate
+    deliver("create_user", UserID="newhire01")  # before the removal it follows: order does not matter
+    deliver("delete_user", UserID=removed["userid"])
+    deliver("update_user", UserID=respelled["userid"], NewUserID=new_userid)
+    deliver("update_party", Id=department, ParentId=org.departments[department]["parentid"])
+    calls_before = dict(sim_admin.stats()["calls"])
+    run("wecom_directory_events")
+    calls = {k: v - calls_before.get(k, 0) for k, v in sim_admin.stats()["calls"].items()}
+    assert calls.get("user/list", 0) == 0 and calls.get("department/list", 0) == 0
+    assert calls.get("user/get") == 5 and calls.get("department/get") == 1  # one call per id named
+
+    assert one(db, "SELECT name FROM wecom.users WHERE userid = %s", renamed["userid"]) == "改名后"
+    assert one(db, "SELECT deleted_at IS NOT NULL FROM wecom.users WHERE userid = %s", removed["userid"])
+    assert one(db, "SELECT name FROM wecom.users WHERE userid = 'newhire01'") == "新同事"
+    assert one(db, "SELECT count(*) FROM wecom.user_departments WHERE userid = 'newhire01'") == len(
+        newcomer["department"]
+    )
+    assert one(db, "SELECT deleted_at IS NULL FROM wecom.users WHERE userid = %s", new_userid)
+    assert one(db, "SELECT name FROM wecom.departments WHERE department_id = %s", department) == "新部门名"
+    history = one(db, "SELECT count(*) FROM wecom.users_history WHERE userid = %s", renamed["userid"])
+    assert history == 2  # the old name closed, the new one open
+    untouched = one(db, "SELECT count(*) FROM wecom.users WHERE version_sync_run_id <> (SELECT min(sync_run_id)"
+                        " FROM wecom.sync_runs) AND userid <> ALL(%s)",
+                    [renamed["userid"], removed["userid"], "newhire01", new_userid, respelled["userid"]])  # fmt: skip
+    assert untouched == 0  # nobody the events did not name was written
+    run_row = db.execute(
+        "SELECT kind, events_applied, users_added, users_changed, users_removed, departments_changed"
+        " FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1"
+    ).fetchone()
+    # Five distinct events (the duplicate was stored once): 2 added (the hire, the new userid), 1 changed,
+    # 2 removed (the leaver, the old userid), 1 department renamed.
+    assert run_row == ("incremental", 5, 2, 1, 2, 1)
+    assert one(db, "SELECT count(*) FROM wecom.callback_events WHERE processed_at IS NULL") == 0
+
+    run("wecom_directory_events")  # nothing waiting: nothing happens
+    assert one(db, "SELECT count(*) FROM wecom.sync_runs WHERE kind = 'incremental'") == 1
+    run("wecom_directory_sync")  # the reconciler finds nothing the events missed
+    assert db.execute(
+        "SELECT kind, drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1"
+    ).fetchone() == (
+        "full",
+        0,
+    )
+
+
+def test_a_lost_event_shows_as_drift_in_the_next_full_sync(db, simulator, sim_admin, deliver):
+    org = simulator.state.org
+    run("wecom_directory_sync")
+    first, second = sorted(org.users)[:2]
+    sim_admin.mutate(
+        {"op": "update_user", "userid": org.users[first]["userid"], "fields": {"position": "架构师"}},
+        {"op": "update_user", "userid": org.users[second]["userid"], "fields": {"position": "经理"}},
+    )
+    deliver("update_user", UserID=org.users[first]["userid"])  # the second one's event never arrives
+    run("wecom_directory_events")
+    run("wecom_directory_sync")
+    kind, drift = db.execute(
+        "SELECT kind, drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1"
+    ).fetchone()
+    assert kind == "full" and drift == 1
