@@ -130,3 +130,66 @@ def test_a_lost_event_shows_as_drift_in_the_next_full_sync(db, simulator, sim_ad
         "SELECT kind, drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1"
     ).fetchone()
     assert kind == "full" and drift == 1
+
+
+@pytest.fixture
+def receiver_url(simulator, connections):
+    """The receiver over real HTTP (uvicorn), storing into the test's warehouse."""
+    import socket
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from wecom.callbacks.receiver import create_app
+
+    crypto = CallbackCrypto.from_settings(TOKEN, AES_KEY, simulator.state.config.corp_id)
+    root = FastAPI()
+    root.mount(
+        "/wecom", create_app(Receiver(ReceiverSettings(crypto, "wecom_warehouse"), Inbox("wecom_warehouse")))
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/wecom/callback"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_org_changes_reach_the_directory_through_real_callbacks(db, simulator, sim_admin, receiver_url):
+    """The simulator seals the events with its own implementation of the envelope, duplicates and reorders
+    them; after one events run the directory equals WeCom's, without the full sync."""
+    org = simulator.state.org
+    run("wecom_directory_sync")
+    sim_admin.send_callbacks(receiver_url, TOKEN, AES_KEY, duplicate=0.5, reorder=True)
+    users = sorted(org.users)
+    hire = {**copy.deepcopy(org.users[users[5]]), "userid": "hire2026", "name": "入职"}
+    sim_admin.mutate(
+        {"op": "add_user", "user": hire},
+        {"op": "update_user", "userid": org.users[users[6]]["userid"], "fields": {"name": "改名"}},
+        {"op": "move_user", "userid": org.users[users[7]]["userid"], "departments": [1]},
+        {"op": "remove_user", "userid": org.users[users[8]]["userid"]},
+        {"op": "add_department", "department": {"id": 9001, "name": "新部门", "parentid": 1}},
+        {"op": "change_userid", "userid": org.users[users[9]]["userid"], "new_userid": "renamed2026"},
+    )
+    deadline = time.monotonic() + 30
+    while not sim_admin.callbacks()["idle"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stats = sim_admin.callbacks()
+    assert stats["failed"] == 0 and stats["delivered"] == stats["events"] + stats["duplicated"]
+    assert one(db, "SELECT count(*) FROM wecom.callback_events") == stats["events"]  # duplicates stored once
+    run("wecom_directory_events")
+    wecom = sim_admin.org()
+    active = {u for (u,) in db.execute("SELECT userid FROM wecom.users WHERE deleted_at IS NULL")}
+    assert active == {u["userid"] for u in wecom["users"]}
+    departments = dict(
+        db.execute("SELECT department_id, name FROM wecom.departments WHERE deleted_at IS NULL")
+    )
+    assert departments == {d["id"]: d["name"] for d in wecom["departments"]}
+    memberships = set(db.execute("SELECT userid, department_id FROM wecom.user_departments").fetchall())
+    assert memberships == {(u["userid"], d) for u in wecom["users"] for d in u["department"]}

@@ -63,5 +63,14 @@ class SimulatorAdmin:
     def mutate(self, *ops: dict[str, Any]) -> list[str]:
         return self._call("POST", "org", {"ops": list(ops)})["applied"]
 
+    def send_callbacks(self, url: str, token: str, aes_key: str, **faults: Any) -> None:
+        """From now on every org change is also POSTed to ``url`` as WeCom's callbacks (faults optional:
+        drop, duplicate, reorder, delay_ms)."""
+        self._call("POST", "callbacks", {"url": url, "token": token, "aes_key": aes_key, "faults": faults})
+
+    def callbacks(self) -> dict[str, Any]:
+        """Events emitted, delivered, retried, failed, dropped, duplicated; ``idle`` when all were tried."""
+        return self._call("GET", "callbacks")
+
     def set_robot(self, key: str, disabled: bool) -> None:
         self._call("POST", "robots", {"key": key, "disabled": disabled})

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from wecom_simulator.callbacks import CallbackFaults, CallbackSender, events_for
 from wecom_simulator.org import Org, generate_org
 
 TEXT_LIMIT = 2048
@@ -86,6 +87,7 @@ class SimulatorState:
         self.inflight: dict[str, int] = {}
         self.concurrency_rejections = 0
         self._next_msgid = 0
+        self.callbacks: CallbackSender | None = None  # set through /_admin/callbacks
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -575,9 +577,26 @@ class SimulatorAdminApi:
                 }
         if path == "org" and method == "POST":
             with state.lock:
-                applied = [mutate(state.org, op) for op in body.get("ops", [])]
+                applied, events = [], []
+                for op in body.get("ops", []):
+                    before = state.org.departments.get(int(op["id"])) if "id" in op else None
+                    before = dict(before) if before else None
+                    applied.append(mutate(state.org, op))
+                    events += events_for(op, before)
                 state.org.changed()
+            if state.callbacks is not None:
+                state.callbacks.emit(events)
             return {"applied": applied}
+        if path == "callbacks" and method == "POST":
+            faults = CallbackFaults(**body.get("faults", {}))
+            with state.lock:
+                state.callbacks = CallbackSender(body["url"], body["token"], body["aes_key"], state.config.corp_id,
+                                                 faults)  # fmt: skip
+            return {"ok": True}
+        if path == "callbacks" and method == "GET":
+            sender = state.callbacks
+            return {"configured": sender is not None, "idle": sender.idle() if sender else True,
+                    **(sender.stats if sender else {})}  # fmt: skip
         return {"error": f"unknown admin path {method} {path}"}
 
 
@@ -620,6 +639,10 @@ def mutate(org: Org, op: dict[str, Any]) -> str:
             user["is_leader_in_dept"] = [0 for _ in user["department"]]
         user.setdefault("main_department", user["department"][0])
         org.users[user["userid"].lower()] = user
+    elif kind == "change_userid":  # a userid WeCom generated may be changed once
+        user = org.users.pop(op["userid"].lower())
+        user["userid"] = op["new_userid"]
+        org.users[op["new_userid"].lower()] = user
     else:
         raise ValueError(f"unknown org op {kind!r}")
     org.changed()

@@ -1,0 +1,147 @@
+"""Callbacks as WeCom sends them: every org change becomes ``change_contact`` events (ids only, the
+2022-08-15 form), sealed in WeCom's envelope and POSTed to the configured URL by a background sender that
+retries a delivery that failed or took over 5 s, up to 3 times. Faults: drop, duplicate, reorder, delay.
+
+The envelope is written here again, from WeCom's description, not imported from ``wecom``: a stand-in that
+shared the code under test would agree with its mistakes. Tests check both against Tencent's vectors.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import queue
+import random
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+
+def seal(
+    message: bytes, token: str, aes_key: str, corp_id: str, timestamp: str, nonce: str
+) -> tuple[str, str]:
+    """(msg_signature, Encrypt) for one message: AES-256-CBC, IV = key[:16], PKCS#7 to 32-byte blocks."""
+    key = base64.b64decode(aes_key + "=")
+    plain = os.urandom(16) + struct.pack(">I", len(message)) + message + corp_id.encode()
+    pad = 32 - len(plain) % 32
+    plain += bytes([pad]) * pad
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    encrypted = base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest(), encrypted
+
+
+def contact_event(corp_id: str, change_type: str, **ids: Any) -> bytes:
+    fields = "".join(
+        f"<{name}><![CDATA[{value}]]></{name}>" for name, value in ids.items() if value is not None
+    )
+    return (
+        f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[change_contact]]></Event><ChangeType>{change_type}</ChangeType>{fields}</xml>"
+    ).encode()
+
+
+def events_for(op: dict[str, Any], before: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """The change_contact events WeCom sends for one admin change: ids only."""
+    kind = op["op"]
+    if kind in ("rename_department", "move_department"):
+        return [("update_party", {"Id": op["id"], "ParentId": (before or {}).get("parentid")})]
+    if kind == "add_department":
+        return [
+            ("create_party", {"Id": op["department"]["id"], "ParentId": op["department"].get("parentid")})
+        ]
+    if kind == "remove_department":
+        return [("delete_party", {"Id": op["id"]})]
+    if kind == "set_leader":
+        return [("update_user", {"UserID": u}) for u in op["userids"]]
+    if kind in ("move_user", "update_user"):
+        return [("update_user", {"UserID": op["userid"]})]
+    if kind == "remove_user":
+        return [("delete_user", {"UserID": op["userid"]})]
+    if kind == "add_user":
+        return [("create_user", {"UserID": op["user"]["userid"]})]
+    if kind == "change_userid":
+        return [("update_user", {"UserID": op["userid"], "NewUserID": op["new_userid"]})]
+    return []
+
+
+@dataclass
+class CallbackFaults:
+    drop: float = 0.0  # share of events never sent
+    duplicate: float = 0.0  # share sent twice
+    reorder: bool = False  # send each batch in a random order
+    delay_ms: float = 0.0  # before each delivery
+
+
+@dataclass
+class CallbackSender:
+    url: str
+    token: str
+    aes_key: str
+    corp_id: str
+    faults: CallbackFaults = field(default_factory=CallbackFaults)
+    timeout: float = 5.0
+    attempts: int = 4  # the first try and 3 retries
+    stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "delivered": 0, "retries": 0, "failed": 0,
+                                                           "dropped": 0, "duplicated": 0})  # fmt: skip
+    _queue: queue.Queue = field(default_factory=queue.Queue)
+    _seed: random.Random = field(default_factory=lambda: random.Random(7))
+
+    def __post_init__(self) -> None:
+        self._session = requests.Session()
+        threading.Thread(target=self._run, name="wecom-sim-callbacks", daemon=True).start()
+
+    def emit(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        messages = [contact_event(self.corp_id, change, **ids) for change, ids in batch]
+        out = []
+        for message in messages:
+            self.stats["events"] += 1
+            if self._seed.random() < self.faults.drop:
+                self.stats["dropped"] += 1
+                continue
+            out.append(message)
+            if self._seed.random() < self.faults.duplicate:
+                self.stats["duplicated"] += 1
+                out.append(message)
+        if self.faults.reorder:
+            self._seed.shuffle(out)
+        for message in out:
+            self._queue.put(message)
+
+    def idle(self) -> bool:
+        return self._queue.unfinished_tasks == 0
+
+    def _run(self) -> None:
+        while True:
+            message = self._queue.get()
+            try:
+                if self.faults.delay_ms:
+                    time.sleep(self.faults.delay_ms / 1000)
+                self._deliver(message)
+            finally:
+                self._queue.task_done()
+
+    def _deliver(self, message: bytes) -> None:
+        for attempt in range(self.attempts):
+            timestamp, nonce = str(int(time.time())), str(self._seed.randrange(10**9))
+            signature, encrypted = seal(message, self.token, self.aes_key, self.corp_id, timestamp, nonce)
+            body = (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>"
+                    "</Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>")  # fmt: skip
+            params = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
+            try:
+                answer = self._session.post(self.url, params=params, data=body.encode(), timeout=self.timeout)
+                if answer.status_code == 200:
+                    self.stats["delivered"] += 1
+                    return
+            except requests.RequestException:
+                pass
+            if attempt + 1 < self.attempts:
+                self.stats["retries"] += 1
+                time.sleep(min(2.0, 0.2 * 2**attempt))
+        self.stats["failed"] += 1
