@@ -158,4 +158,5 @@ def test_an_oversized_body_and_other_methods_are_refused(receiver, db_url):
     assert requests.post(receiver, params=query, data=b"<xml>" + b"a" * 70_000, timeout=5).status_code == 413
     assert requests.put(receiver, params=query, data=b"<xml/>", timeout=5).status_code == 405
     assert requests.get(receiver.replace("/callback", "/"), timeout=5).status_code == 404  # nothing to list
+    assert requests.get(receiver.replace("/wecom/callback", "/health"), timeout=5).content == b""
     assert inbox(db_url) == []

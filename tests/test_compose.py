@@ -48,6 +48,17 @@ def test_init_migrates_and_creates_the_pool():
     assert re.search(r"airflow pools set wecom_api \d+ ", script)
 
 
+def test_the_callback_receiver_service_runs_the_console_script_the_image_installs():
+    import tomllib
+
+    command = SERVICES["wecom-callback-receiver"]["command"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert command[0] == "wecom-callback-receiver" and command[0] in scripts
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), command[0]), *command[1:], "--help"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0 and "--port" in result.stdout
+
+
 def test_the_simulator_service_command_parses():
     command = SERVICES["wecom-simulator"]["command"]
     assert command[0] == "wecom-simulator"

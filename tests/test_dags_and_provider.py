@@ -14,12 +14,17 @@ from conftest import ROOT
 from wecom.provider import get_provider_info
 
 
-def test_dag_folder_imports_without_errors_and_holds_the_three_dags():
+def test_dag_folder_imports_without_errors_and_holds_the_four_dags():
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=ROOT / "dags")
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"wecom_directory_sync", "interview_daily_digest", "interview_reminders"}
+    assert set(bag.dag_ids) == {
+        "wecom_directory_sync",
+        "wecom_directory_events",
+        "interview_daily_digest",
+        "interview_reminders",
+    }
     digest = bag.dags["interview_daily_digest"]
     assert isinstance(digest.timetable, CronTriggerTimetable)
     assert set(digest.params) == {"day", "dry_run", "only_users", "language", "leader_summary"}
@@ -27,6 +32,11 @@ def test_dag_folder_imports_without_errors_and_holds_the_three_dags():
     assert isinstance(reminders.timetable, CronDataIntervalTimetable)  # each run owns a real interval
     for dag in bag.dags.values():
         assert dag.doc_md and dag.catchup is False
+        if (
+            dag.dag_id == "wecom_directory_events"
+        ):  # every minute, and it only reads (the :00/:30 rush is sends)
+            assert dag.timetable.expression == "* * * * *" and dag.max_active_runs == 1
+            continue
         minutes = dag.timetable.expression.split()[0]
         assert minutes not in ("0", "30", "*/10", "*/30") and not minutes.startswith(
             "0"

@@ -59,7 +59,9 @@ def api_server(airflow_db):
             pytest.fail(f"api-server exited: {(home / 'api-server.log').read_text()[-3000:]}")
         time.sleep(1)
     else:
-        pytest.fail("api-server did not become healthy in 120 s")
+        pytest.fail(
+            f"api-server did not become healthy in 120 s: {(home / 'api-server.log').read_text()[-3000:]}"
+        )
     yield url
     server.terminate()
     server.wait(30)
@@ -84,6 +86,13 @@ def page(api_server):
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_the_api_server_mounts_the_callback_receiver(api_server):
+    """The provider's plugin puts the receiver at /wecom/callback; with no callback secrets in the WeCom
+    connection it says so with a 503, not a crash (the log says what is missing)."""
+    answer = requests.get(f"{api_server}/wecom/callback", params={"echostr": "x"}, timeout=30)
+    assert answer.status_code == 503 and answer.content == b""
 
 
 def test_log_in_and_see_the_three_dags_without_import_errors(page, api_server):

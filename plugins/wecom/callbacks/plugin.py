@@ -13,10 +13,6 @@ from wecom.callbacks.receiver import create_app
 
 class WeComCallbacksPlugin(AirflowPlugin):
     name = "wecom_callbacks"
-    fastapi_apps = [
-        {
-            "app": create_app(warm_in_background=True),
-            "url_prefix": "/wecom",
-            "name": "WeCom callback receiver",
-        }
-    ]
+    # Not warmed ahead: every Airflow component imports plugins, and only the api-server serves this. Its
+    # first request reads the settings; the standalone service is ready before it listens.
+    fastapi_apps = [{"app": create_app(), "url_prefix": "/wecom", "name": "WeCom callback receiver"}]

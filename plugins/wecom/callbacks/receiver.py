@@ -130,6 +130,10 @@ def _element(node: Any) -> Any:
     return out
 
 
+class NotConfigured(Exception):
+    """The WeCom connection or its callback secrets are missing; answered 503."""
+
+
 class Receiver:
     """The checks and the storing, apart from the HTTP framework."""
 
@@ -165,28 +169,25 @@ class Receiver:
         return self.inbox.store(message, fields)
 
 
-def create_app(
-    receiver: Receiver | None = None, wecom_conn_id: str = "wecom_default", warm_in_background: bool = False
-) -> FastAPI:
+def create_app(receiver: Receiver | None = None, wecom_conn_id: str = "wecom_default") -> FastAPI:
     """The app, with routes under ``/callback``: mount it at ``/wecom``. WeCom wants the URL verification
-    answered within a second, so settings and the inbox's connection are made ready ahead: in a
-    background thread when asked (the api-server's plugin), else by whoever serves the app."""
+    answered within a second: whoever serves the app readies it first (``app.state.receiver.warm()``)."""
     app = FastAPI(title="WeCom callback receiver", docs_url=None, redoc_url=None, openapi_url=None)
     state = _Lazy(receiver, wecom_conn_id)
     app.state.receiver = state
-    if warm_in_background:
-        threading.Thread(target=state.warm, name="wecom-callback-warm", daemon=True).start()
 
     @app.get("/callback")
     def verify_url(request: Request) -> Response:
         query = request.query_params
         try:
-            plain = state.receiver.verify_url(
+            plain = state.ready().verify_url(
                 query.get("msg_signature", ""), query.get("timestamp", ""), query.get("nonce", ""),
                 query.get("echostr", ""),
             )  # fmt: skip
         except CallbackRejected as exc:
             return _rejected("GET", exc)
+        except NotConfigured:
+            return Response(status_code=503)
         return PlainTextResponse(plain.decode("utf-8", "replace"))
 
     @app.post("/callback")
@@ -199,9 +200,11 @@ def create_app(
         try:
             from starlette.concurrency import run_in_threadpool
 
-            await run_in_threadpool(state.receiver.receive, *args)
+            await run_in_threadpool(lambda: state.ready().receive(*args))
         except CallbackRejected as exc:
             return _rejected("POST", exc)
+        except NotConfigured:
+            return Response(status_code=503)
         return Response(status_code=200)
 
     return app
@@ -218,11 +221,19 @@ class _Lazy:
     def receiver(self) -> Receiver:
         return self._given or Receiver(settings_from_connection(self._conn_id))
 
+    def ready(self) -> Receiver:
+        """The receiver, or ``NotConfigured`` (a 503, and one log line saying what is missing)."""
+        try:
+            return self.receiver
+        except Exception as exc:  # noqa: BLE001 - no connection, no callback secrets: say so, stay up
+            log.error("The WeCom callback receiver is not configured: %s", exc)
+            raise NotConfigured from None
+
     def warm(self) -> None:
         try:
-            self.receiver.inbox.warm()
-        except Exception:  # noqa: BLE001 - not configured yet: the first request says what is missing
-            log.exception("The callback receiver could not get ready; requests will retry")
+            self.ready().inbox.warm()
+        except NotConfigured:
+            pass
 
 
 async def _capped_body(request: Request) -> bytes | None:
@@ -255,6 +266,11 @@ def application(wecom_conn_id: str = "wecom_default") -> FastAPI:
         yield
 
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=ready_first)
+
+    @root.get("/health")
+    def health() -> Response:  # for the container's health check; not behind the public proxy
+        return Response(status_code=200)
+
     root.mount("/wecom", app)
     return root
 
