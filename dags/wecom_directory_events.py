@@ -47,11 +47,7 @@ with DAG(
 
     @task(pool="wecom_api")
     def apply_contact_events(params: dict | None = None, run_id: str | None = None) -> dict:
-        return tasks.apply_events(
-            allow_mass_removal=bool(params["allow_mass_removal"]),
-            max_removal_share=float(params["max_removal_share"]),
-            dag_run_id=run_id,
-        )
+        return tasks.apply_events(params, dag_run_id=run_id)
 
     @task(outlets=DIRECTORY)
     def announce_changes(result: dict) -> dict:

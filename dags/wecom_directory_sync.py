@@ -78,12 +78,7 @@ with DAG(
 
     @task
     def apply_directory(snapshot: dict, params: dict | None = None, run_id: str | None = None) -> dict:
-        return tasks.apply(
-            snapshot["snapshot_id"],
-            allow_mass_removal=bool(params["allow_mass_removal"]),
-            max_removal_share=float(params["max_removal_share"]),
-            dag_run_id=run_id,
-        )
+        return tasks.apply(snapshot["snapshot_id"], params, dag_run_id=run_id)
 
     @task(outlets=DIRECTORY)
     def announce_changes(result: dict) -> dict:

@@ -4,6 +4,7 @@ private Airflow home with an SQLite metadata DB. Environment is set before Airfl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -134,3 +135,27 @@ def airflow_db() -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return _AIRFLOW_HOME
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 from urllib.parse import urlencode
 
 import psycopg
 import pytest
 import requests
-import uvicorn
-from conftest import postgres_conn
+from conftest import postgres_conn, serving
 
 from wecom.callbacks.crypto import CallbackCrypto, signature
 
@@ -23,12 +20,6 @@ CORP = "wwsimcorp0001"
 TOKEN = "cbTokenForTests0123"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 CRYPTO = CallbackCrypto.from_settings(TOKEN, AES_KEY, CORP)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -48,15 +39,8 @@ def receiver(monkeypatch, db_url):
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
     token_store._postgres_stores.clear()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(application(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/wecom/callback"
-    server.should_exit = True
-    thread.join(10)
+    with serving(application()) as url:
+        yield f"{url}/wecom/callback"
 
 
 def sealed(message: str, *, timestamp: int | None = None, nonce: str = "n1", crypto: CallbackCrypto = CRYPTO):

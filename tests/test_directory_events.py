@@ -9,7 +9,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import ROOT, load_dag
+from conftest import ROOT, load_dag, serving
 
 from wecom.callbacks.crypto import CallbackCrypto, signature
 from wecom.callbacks.receiver import Inbox, Receiver, ReceiverSettings
@@ -135,10 +135,6 @@ def test_a_lost_event_shows_as_drift_in_the_next_full_sync(db, simulator, sim_ad
 @pytest.fixture
 def receiver_url(simulator, connections):
     """The receiver over real HTTP (uvicorn), storing into the test's warehouse."""
-    import socket
-    import threading
-
-    import uvicorn
     from fastapi import FastAPI
 
     from wecom.callbacks.receiver import create_app
@@ -148,17 +144,8 @@ def receiver_url(simulator, connections):
     root.mount(
         "/wecom", create_app(Receiver(ReceiverSettings(crypto, "wecom_warehouse"), Inbox("wecom_warehouse")))
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/wecom/callback"
-    server.should_exit = True
-    thread.join(10)
+    with serving(root) as url:
+        yield f"{url}/wecom/callback"
 
 
 def test_org_changes_reach_the_directory_through_real_callbacks(db, simulator, sim_admin, receiver_url):

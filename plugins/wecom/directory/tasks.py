@@ -38,17 +38,23 @@ def fetch(
     return {"snapshot_id": snapshot_id, **counts}
 
 
+def removal_guard(params: dict[str, Any]) -> RemovalGuard:
+    """The run's removal guard, from its params ``max_removal_share`` and ``allow_mass_removal``."""
+    return RemovalGuard(
+        max_share=float(params.get("max_removal_share", 0.10)),
+        allow_mass_removal=bool(params.get("allow_mass_removal", False)),
+    )
+
+
 def apply(
     snapshot_id: int,
-    warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
-    allow_mass_removal: bool = False,
-    max_removal_share: float = 0.10,
+    params: dict[str, Any] | None = None,
     dag_run_id: str | None = None,
+    warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
     """Merge the staged snapshot in one transaction; returns the counts recorded in sync_runs."""
-    guard = RemovalGuard(max_share=max_removal_share, allow_mass_removal=allow_mass_removal)
     with warehouse.connect(warehouse_conn_id) as conn:
-        result = apply_snapshot(conn, snapshot_id, guard, dag_run_id)
+        result = apply_snapshot(conn, snapshot_id, removal_guard(params or {}), dag_run_id)
     written = {table: sum(v for k, v in result.items() if k.startswith(prefix) and not k.endswith("_fetched"))
                for table, prefix in (("wecom.departments", "departments_"), ("wecom.users", "users_"),
                                      ("wecom.user_departments", "memberships_"))}  # fmt: skip
@@ -60,18 +66,16 @@ def apply(
 
 
 def apply_events(
+    params: dict[str, Any],
+    dag_run_id: str | None = None,
     wecom_conn_id: str = "wecom_default",
     warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
-    allow_mass_removal: bool = False,
-    max_removal_share: float = 0.10,
-    dag_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Re-read and merge what the waiting contact events name (an incremental sync)."""
     from wecom.directory.events import apply_events as apply_waiting
 
-    guard = RemovalGuard(max_share=max_removal_share, allow_mass_removal=allow_mass_removal)
     with warehouse.connect_current(warehouse_conn_id) as conn:
-        return apply_waiting(WeComHook(wecom_conn_id), conn, guard, dag_run_id)
+        return apply_waiting(WeComHook(wecom_conn_id), conn, removal_guard(params), dag_run_id)
 
 
 def announce(result: dict[str, Any], context: Any) -> dict[str, Any]:
