@@ -4,12 +4,13 @@ in the task output."""
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import ROOT, conn_json, load_dag
+from conftest import ROOT, conn_json, load_dag, wecom_conn
 
 from wecom.directory import tasks as directory_tasks
 from wecom.hooks import WeComHook
@@ -20,6 +21,7 @@ from wecom_dev.platform import create_platform_schema
 from wecom_simulator import SimulatorConfig
 
 ROBOT_KEY = SimulatorConfig().webhook_keys[0]
+CALLBACK_TOKEN, CALLBACK_AES_KEY = "leakScanCallbackToken01", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 
 
 def test_credentials_appear_only_in_the_private_token_table(
@@ -28,6 +30,8 @@ def test_credentials_appear_only_in_the_private_token_table(
     monkeypatch.setenv(
         "AIRFLOW_CONN_OPS_ROBOT", conn_json("wecom_webhook", host=simulator.url, password=ROBOT_KEY)
     )
+    callback = {"callback_token": CALLBACK_TOKEN, "callback_aes_key": CALLBACK_AES_KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", wecom_conn(simulator.url, **callback))
     org = simulator.state.org
     today = date(2026, 12, 1)
     with psycopg.connect(connections["warehouse"], autocommit=True) as conn:
@@ -50,10 +54,30 @@ def test_credentials_appear_only_in_the_private_token_table(
     reminders = load_dag(ROOT / "dags", "interview_reminders")
     assert reminders.test(logical_date=datetime(2026, 12, 1, 9, 33, tzinfo=LOCAL_TZ)).get_state() == "success"
     assert load_dag(ROOT / "tests" / "dags", "wecom_robot_alert").test().get_state() == "failed"
+    # A contact callback through the receiver (settings from the connection, as deployed) and the events DAG.
+    from wecom.callbacks.crypto import signature
+    from wecom.callbacks.receiver import Receiver, settings_from_connection
+
+    receiver = Receiver(settings_from_connection())
+    userid = next(iter(org.users))
+    message = f"<xml><Event>change_contact</Event><ChangeType>update_user</ChangeType><UserID>{userid}</UserID></xml>"
+    encrypted = receiver.settings.crypto.encrypt(message.encode())
+    stamp = str(int(time.time()))
+    receiver.receive(
+        signature(CALLBACK_TOKEN, stamp, "n", encrypted),
+        stamp,
+        "n",
+        f"<xml><Encrypt>{encrypted}</Encrypt></xml>".encode(),
+    )
+    assert load_dag(ROOT / "dags", "wecom_directory_events").test().get_state() == "success"
     assert sim_admin.stats()["delivered"] > 0 and sim_admin.robot_messages()
 
-    secrets = sim_admin.credentials()
-    assert len(secrets) >= 4  # the app secret, the robot key, two tokens or more
+    secrets = {
+        **sim_admin.credentials(),
+        "callback token": CALLBACK_TOKEN,
+        "callback AES key": CALLBACK_AES_KEY,
+    }
+    assert len(secrets) >= 6  # the app secret, the robot key, two tokens or more, the callback secrets
     output = capfd.readouterr()
     places = [*postgres_rows(connections["warehouse"]), *sqlite_rows(Path(airflow_db) / "airflow.db")]
     places += [("task output", output.out), ("task errors", output.err)]
