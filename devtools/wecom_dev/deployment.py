@@ -27,6 +27,12 @@ from wecom_dev.environment import postgres_conn_json, robot_conn_json, simulator
 from wecom_dev.postgres import Server, find_server
 from wecom_dev.processes import MARKER, report_stop, stop_all
 
+# The callback receiver's secrets in this deployment (the e2e test seals WeCom's deliveries with them).
+CALLBACK_SECRETS = {
+    "callback_token": "e2eCallbackToken01",
+    "callback_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+}
+
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
@@ -169,7 +175,7 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
                           queue=f"wecom-e2e-{marker}")  # fmt: skip
         env |= {
             MARKER: marker,
-            "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url),
+            "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url, **CALLBACK_SECRETS),
             "AIRFLOW_CONN_WECOM_WAREHOUSE": postgres_conn_json(warehouse_url),
             "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(warehouse_url),
             # Alerts to a group robot of the simulator; the digest's deadline a minute after its time (07:47).
