@@ -55,9 +55,11 @@ def reread(hook: WeComHook, scope: Scope) -> Snapshot:
     for userid in sorted(scope.userids):
         raw = hook.get_member(userid)
         if raw is not None:
+            # normalize_member adds the department it was "listed in" when the member's own list lacks it:
+            # name one from that list, so a re-read never invents a membership.
             departments = raw.get("department") if isinstance(raw.get("department"), list) else []
-            listed_in = raw.get("main_department") or (departments[0] if departments else 1)
-            add_member(snapshot, normalize_member(raw, int(listed_in)))
+            listed_in = departments[0] if departments and isinstance(departments[0], int) else 1
+            add_member(snapshot, normalize_member(raw, listed_in))
     return snapshot
 
 
