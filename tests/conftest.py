@@ -159,3 +159,20 @@ def serving(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def sealed_delivery(
+    crypto, message: str, *, timestamp: int | None = None, nonce: str = "n1"
+) -> tuple[dict, bytes]:
+    """What WeCom posts for one message: the query (signature, timestamp, nonce) and the XML body."""
+    import time
+
+    from wecom.callbacks.crypto import signature
+
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    encrypted = crypto.encrypt(message.encode())
+    query = {"msg_signature": signature(crypto.token, str(timestamp), nonce, encrypted), "timestamp": str(timestamp),
+             "nonce": nonce}  # fmt: skip
+    body = (f"<xml><ToUserName><![CDATA[{crypto.receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>"
+            "</Encrypt><AgentID>1000002</AgentID></xml>")  # fmt: skip
+    return query, body.encode()

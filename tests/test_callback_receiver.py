@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import psycopg
 import pytest
 import requests
-from conftest import postgres_conn, serving
+from conftest import postgres_conn, sealed_delivery, serving
 
 from wecom.callbacks.crypto import CallbackCrypto, signature
 
@@ -43,14 +43,8 @@ def receiver(monkeypatch, db_url):
         yield f"{url}/wecom/callback"
 
 
-def sealed(message: str, *, timestamp: int | None = None, nonce: str = "n1", crypto: CallbackCrypto = CRYPTO):
-    """What WeCom posts: the query and the body for one message."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    encrypted = crypto.encrypt(message.encode())
-    query = {"msg_signature": signature(crypto.token, str(timestamp), nonce, encrypted), "timestamp": timestamp,
-             "nonce": nonce}  # fmt: skip
-    body = f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID>1000002</AgentID></xml>"
-    return query, body.encode()
+def sealed(message: str, *, crypto: CallbackCrypto = CRYPTO, **when: object) -> tuple[dict, bytes]:
+    return sealed_delivery(crypto, message, **when)
 
 
 def contact_event(change_type: str, **fields: str) -> str:

@@ -9,9 +9,9 @@ import time
 
 import psycopg
 import pytest
-from conftest import ROOT, load_dag, serving
+from conftest import ROOT, load_dag, sealed_delivery, serving
 
-from wecom.callbacks.crypto import CallbackCrypto, signature
+from wecom.callbacks.crypto import CallbackCrypto
 from wecom.callbacks.receiver import Inbox, Receiver, ReceiverSettings
 
 pytestmark = pytest.mark.airflow
@@ -35,10 +35,8 @@ def deliver(simulator):
         message = (f"<xml><ToUserName>{crypto.receive_id}</ToUserName><FromUserName>sys</FromUserName>"
                    "<CreateTime>1764480000</CreateTime><MsgType>event</MsgType>"
                    f"<Event>change_contact</Event><ChangeType>{change_type}</ChangeType>{inner}</xml>")  # fmt: skip
-        encrypted = crypto.encrypt(message.encode())
-        timestamp, nonce = str(int(time.time())), str(time.monotonic_ns())
-        body = f"<xml><Encrypt>{encrypted}</Encrypt></xml>".encode()
-        receiver.receive(signature(TOKEN, timestamp, nonce, encrypted), timestamp, nonce, body)
+        query, body = sealed_delivery(crypto, message, nonce=str(time.monotonic_ns()))
+        receiver.receive(query["msg_signature"], query["timestamp"], query["nonce"], body)
 
     return send
 

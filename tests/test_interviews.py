@@ -306,8 +306,11 @@ def test_reminders_dag_runs_for_its_data_interval(airflow_db, world, connections
 def test_reminders_dry_run_previews_the_window_in_the_log_and_result_and_sends_nothing(
     airflow_db, world, connections, sim_admin, caplog
 ):
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
     dag = load_dag(ROOT / "dags", "interview_reminders")
     conf = {"feedback_after_hours": 10_000, "dry_run": True}
+    get_hook_lineage_collector.cache_clear()
     run = dag.test(logical_date=at(DAY, 13, 33), run_conf=conf)
     assert run.get_state() == "success" and sim_admin.messages() == []
     result = run.get_task_instance("send_due_reminders").xcom_pull(task_ids="send_due_reminders")
@@ -315,6 +318,8 @@ def test_reminders_dry_run_previews_the_window_in_the_log_and_result_and_sends_n
     assert sorted(p["to"] for p in result["preview"]) == sorted([world["a"].lower(), world["b"].lower()])
     assert all("面试提醒" in p["text"] for p in result["preview"])
     assert caplog.text.count("Dry run: to ") == 2
+    lineage = _openlineage_complete("interview_reminders.send_due_reminders")
+    assert [d["name"].split(".", 1)[1] for d in lineage["outputs"]] == ["wecom.message_log"]
     again = dag.test(logical_date=at(DAY, 13, 33), run_conf={**conf, "dry_run": False})
     assert again.get_state() == "success"  # the real run after a preview still sends
     assert sorted(m["userid"] for m in sim_admin.messages()) == sorted([world["a"], world["b"]])

@@ -4,13 +4,12 @@ in the task output."""
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import ROOT, conn_json, load_dag, wecom_conn
+from conftest import ROOT, conn_json, load_dag, sealed_delivery, wecom_conn
 
 from wecom.directory import tasks as directory_tasks
 from wecom.hooks import WeComHook
@@ -55,20 +54,13 @@ def test_credentials_appear_only_in_the_private_token_table(
     assert reminders.test(logical_date=datetime(2026, 12, 1, 9, 33, tzinfo=LOCAL_TZ)).get_state() == "success"
     assert load_dag(ROOT / "tests" / "dags", "wecom_robot_alert").test().get_state() == "failed"
     # A contact callback through the receiver (settings from the connection, as deployed) and the events DAG.
-    from wecom.callbacks.crypto import signature
     from wecom.callbacks.receiver import Receiver, settings_from_connection
 
     receiver = Receiver(settings_from_connection())
     userid = next(iter(org.users))
     message = f"<xml><Event>change_contact</Event><ChangeType>update_user</ChangeType><UserID>{userid}</UserID></xml>"
-    encrypted = receiver.settings.crypto.encrypt(message.encode())
-    stamp = str(int(time.time()))
-    receiver.receive(
-        signature(CALLBACK_TOKEN, stamp, "n", encrypted),
-        stamp,
-        "n",
-        f"<xml><Encrypt>{encrypted}</Encrypt></xml>".encode(),
-    )
+    query, body = sealed_delivery(receiver.settings.crypto, message)
+    receiver.receive(query["msg_signature"], query["timestamp"], query["nonce"], body)
     assert load_dag(ROOT / "dags", "wecom_directory_events").test().get_state() == "success"
     assert sim_admin.stats()["delivered"] > 0 and sim_admin.robot_messages()
 

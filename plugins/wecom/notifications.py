@@ -9,8 +9,10 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from airflow.sdk import BaseNotifier
+from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference
+from croniter import croniter
 
 from wecom import warehouse
 from wecom.delivery import AppMessages, Claimant, Outgoing, RobotMessages, Sender, Transport
@@ -192,8 +194,6 @@ def deadline_alerts(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -
     The deadline is measured from the run's logical date (the cron's time for scheduled runs), as the
     time from the cron's first run of a day to ``deadline`` that day.
     """
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
-
     interval = deadline_interval(cron, deadline, timezone)
     return [
         DeadlineAlert(
@@ -209,10 +209,6 @@ def deadline_alerts(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -
 def deadline_interval(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -> timedelta:
     """From a day's first ``cron`` time to ``deadline`` (HH:MM) that day; a fixed reference day, so the
     result never changes between parses."""
-    from zoneinfo import ZoneInfo
-
-    from croniter import croniter
-
     tz = ZoneInfo(timezone)
     day = datetime(2026, 1, 5, tzinfo=tz)  # a Monday: weekday crons run on it
     first = croniter(cron, day - timedelta(seconds=1)).get_next(datetime)

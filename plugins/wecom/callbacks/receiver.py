@@ -29,9 +29,12 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
+from psycopg.types.json import Jsonb
+from starlette.concurrency import run_in_threadpool
 
-from wecom import sql
+from wecom import sql, warehouse
 from wecom.callbacks.crypto import CallbackCrypto, CallbackRejected
+from wecom.hooks import WeComHook
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,6 @@ class ReceiverSettings:
 def settings_from_connection(wecom_conn_id: str = "wecom_default") -> ReceiverSettings:
     """The callback secrets from the WeCom connection: login = corp id, extra ``callback_token`` and
     ``callback_aes_key``; ``callback_replay_window`` optional."""
-    from wecom.hooks import WeComHook
-
     settings = WeComHook(wecom_conn_id).settings  # registers the secrets with the masker
     crypto = CallbackCrypto.from_settings(
         settings.callback_token or "", settings.callback_aes_key or "", settings.corp_id
@@ -68,8 +69,6 @@ class Inbox:
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            from wecom import warehouse
-
             conn = self._local.conn = warehouse.connect_current(self.warehouse_conn_id)
         return conn
 
@@ -79,8 +78,6 @@ class Inbox:
 
     def store(self, message: bytes, fields: dict[str, Any]) -> bool:
         """True when new; a retried or duplicated delivery is stored once."""
-        from psycopg.types.json import Jsonb
-
         row = {
             "sha256": hashlib.sha256(message).hexdigest(),
             "event": fields.get("Event"),
@@ -198,8 +195,6 @@ def create_app(receiver: Receiver | None = None, wecom_conn_id: str = "wecom_def
         query = request.query_params
         args = (query.get("msg_signature", ""), query.get("timestamp", ""), query.get("nonce", ""), body)
         try:
-            from starlette.concurrency import run_in_threadpool
-
             await run_in_threadpool(lambda: state.ready().receive(*args))
         except CallbackRejected as exc:
             return _rejected("POST", exc)

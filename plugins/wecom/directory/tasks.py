@@ -8,6 +8,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from wecom import lineage, warehouse
 from wecom.assets import DIRECTORY
+from wecom.directory import events
 from wecom.directory.load import COUNTED, RemovalGuard, apply_snapshot, drop_stale_snapshots, stage_snapshot
 from wecom.directory.snapshot import fetch_snapshot
 from wecom.hooks import WeComHook
@@ -72,10 +73,8 @@ def apply_events(
     warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
     """Re-read and merge what the waiting contact events name (an incremental sync)."""
-    from wecom.directory.events import apply_events as apply_waiting
-
     with warehouse.connect_current(warehouse_conn_id) as conn:
-        return apply_waiting(WeComHook(wecom_conn_id), conn, removal_guard(params), dag_run_id)
+        return events.apply_events(WeComHook(wecom_conn_id), conn, removal_guard(params), dag_run_id)
 
 
 def announce(result: dict[str, Any], context: Any) -> dict[str, Any]:

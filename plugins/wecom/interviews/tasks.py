@@ -74,11 +74,12 @@ def send_digest(
     wecom_conn_id: str = WeComHook.default_conn_name,
     warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
-    with warehouse.connect(source_conn_id()) as source, warehouse.connect_current(warehouse_id) as wh:
+    source_id = source_conn_id()
+    with warehouse.connect(source_id) as source, warehouse.connect_current(warehouse_id) as wh:
         messages, report = digest_messages(
             source, wh, day, language, set(only_users or []) or None, leader_summary
         )
-        _report_lineage(warehouse_id, report["interviews_read"], len(messages))
+        _report_lineage(source_id, warehouse_id, report["interviews_read"], len(messages))
         return {
             **report,
             "messages": len(messages),
@@ -98,7 +99,8 @@ def send_reminders(
     wecom_conn_id: str = WeComHook.default_conn_name,
     warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
-    with warehouse.connect(source_conn_id()) as source, warehouse.connect_current(warehouse_id) as wh:
+    source_id = source_conn_id()
+    with warehouse.connect(source_id) as source, warehouse.connect_current(warehouse_id) as wh:
         refresh_mapping(source, wh)  # an interviewer added since this morning's digest is reminded too
         messages, report = reminder_messages(
             source,
@@ -110,6 +112,7 @@ def send_reminders(
             feedback_after_hours,
             language=language,
         )
+        _report_lineage(source_id, warehouse_id, report["interviews_read"], len(messages))
         return {
             **report,
             "messages": len(messages),
@@ -117,11 +120,11 @@ def send_reminders(
         }
 
 
-def _report_lineage(warehouse_id: str, interviews: int, messages: int) -> None:
+def _report_lineage(source_id: str, warehouse_id: str, interviews: int, messages: int) -> None:
     """Read: the platform's contract view of interviews; written: the delivery ledger."""
     lineage.report(
         send_digest,
-        inputs=[(lineage.warehouse_table(source_conn_id(), "interview_contract.interviews"), interviews)],
+        inputs=[(lineage.warehouse_table(source_id, "interview_contract.interviews"), interviews)],
         outputs=[(lineage.warehouse_table(warehouse_id, "wecom.message_log"), messages)],
     )
 
