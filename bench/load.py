@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import date, datetime
+from datetime import datetime
 from datetime import time as clock
 from typing import Any
 
@@ -30,6 +30,7 @@ from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
 from wecom_dev import demo_data
+from wecom_dev.days import weekday_ahead
 from wecom_dev.environment import (
     airflow_connections,
     org_args,
@@ -41,7 +42,7 @@ from wecom_dev.environment import (
 from wecom_dev.platform import create_platform_schema
 from wecom_simulator import SimulatorAdmin, generate_org
 
-DAY = date(2027, 3, 2)  # a Tuesday ahead: nothing expires on the machine's clock
+DAY = weekday_ahead(1)  # a Tuesday ahead of the machine's clock: nothing expires
 
 
 class ApiClock:

@@ -19,10 +19,11 @@ from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ, md
 from wecom.messages import markdown
 from wecom_dev import demo_data
+from wecom_dev.days import weekday_ahead
 from wecom_dev.platform import create_platform_schema
 from wecom_simulator import generate_org
 
-DAY = date(2026, 12, 1)  # a Tuesday, in the future: nothing expires on the machine's clock
+DAY = weekday_ahead(1)  # a Tuesday ahead of the machine's clock: nothing expires
 
 
 def at(day: date, hh: int, mm: int = 0) -> datetime:

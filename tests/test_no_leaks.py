@@ -4,7 +4,7 @@ in the task output."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime, time
 from pathlib import Path
 
 import psycopg
@@ -15,6 +15,7 @@ from wecom.directory import tasks as directory_tasks
 from wecom.hooks import WeComHook
 from wecom.interviews.render import LOCAL_TZ
 from wecom_dev import demo_data
+from wecom_dev.days import weekday_ahead
 from wecom_dev.leaks import files, find_leaks, postgres_rows, sqlite_rows
 from wecom_dev.platform import create_platform_schema
 from wecom_simulator import SimulatorConfig
@@ -32,7 +33,7 @@ def test_credentials_appear_only_in_the_private_token_table(
     callback = {"callback_token": CALLBACK_TOKEN, "callback_aes_key": CALLBACK_AES_KEY}
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", wecom_conn(simulator.url, **callback))
     org = simulator.state.org
-    today = date(2026, 12, 1)
+    today = weekday_ahead(1)  # ahead of the clock: the reminders are sent, not expired
     with psycopg.connect(connections["warehouse"], autocommit=True) as conn:
         create_platform_schema(conn)
         demo_data.load(
@@ -51,7 +52,9 @@ def test_credentials_appear_only_in_the_private_token_table(
     }
     assert digest.test(run_conf=conf).get_state() == "success"
     reminders = load_dag(ROOT / "dags", "interview_reminders")
-    assert reminders.test(logical_date=datetime(2026, 12, 1, 9, 33, tzinfo=LOCAL_TZ)).get_state() == "success"
+    assert (
+        reminders.test(logical_date=datetime.combine(today, time(9, 33), LOCAL_TZ)).get_state() == "success"
+    )
     assert load_dag(ROOT / "tests" / "dags", "wecom_robot_alert").test().get_state() == "failed"
     # A contact callback through the receiver (settings from the connection, as deployed) and the events DAG.
     from wecom.callbacks.receiver import Receiver, settings_from_connection

@@ -51,6 +51,7 @@ from wecom.interviews import tasks as interviews  # noqa: E402
 from wecom.interviews.messages import digest_messages, reminder_messages  # noqa: E402
 from wecom.interviews.render import LOCAL_TZ  # noqa: E402
 from wecom_dev import demo_data  # noqa: E402
+from wecom_dev.days import weekday_ahead  # noqa: E402
 from wecom_dev.environment import (  # noqa: E402
     airflow_connections,
     org_args,
@@ -65,7 +66,7 @@ from wecom_simulator import SimulatorAdmin, generate_org  # noqa: E402
 
 PROFILES = {"ci": 40, "soak": 400}
 ORG = {"users": 200, "departments": 20, "seed": 3}
-FIRST_DAY = date(2027, 3, 1)  # a Monday, far ahead: nothing expires on the machine's clock
+FIRST_DAY = weekday_ahead(0, weeks=2)  # a Monday ahead of the machine's clock: nothing expires
 RETRIES = 2  # as the DAGs' default_args
 API_FAULTS = [  # kind, options, APIs it may hit
     ("errcode", {"errcode": 45009}, ["message/send", "user/list", "*"]),
