@@ -2,7 +2,9 @@
 ### WeCom directory events
 
 Keeps the directory fresh between daily syncs: WeCom pushes contact changes to the callback receiver
-(`/wecom/callback`), which stores them in `wecom.callback_events`; every minute this DAG takes the waiting
+(`/wecom/callback`), which stores them in `wecom.callback_events` and publishes a wake-up through Redis.
+This DAG runs on that wake-up (an `AssetWatcher` on the inbox asset, when `WECOM_WAKEUP_CONN_ID` names the
+Redis connection) and, in case a wake-up is lost, every minute. Each run takes the waiting
 `change_contact` events, **re-reads exactly the members and departments they name** (`user/get`,
 `department/get`; an id WeCom no longer knows is a removal) and applies them through the same
 history-keeping merge as the full sync, in one transaction that also marks the events processed
@@ -19,14 +21,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, get_current_context, task
 
-from wecom.assets import DIRECTORY
+from wecom.assets import CALLBACK_INBOX, DIRECTORY
 from wecom.directory import tasks
 
 with DAG(
     dag_id="wecom_directory_events",
-    schedule=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"), assets=CALLBACK_INBOX
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,

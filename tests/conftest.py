@@ -51,6 +51,7 @@ os.environ["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "wecom-tests"
 
 from wecom_dev.environment import postgres_conn_json, wecom_conn_json  # noqa: E402
 from wecom_dev.postgres import Server, find_server  # noqa: E402
+from wecom_dev.processes import free_port  # noqa: E402
 from wecom_simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org  # noqa: E402
 
 SIM_CONFIG = SimulatorConfig()
@@ -140,15 +141,12 @@ def airflow_db() -> Path:
 @contextlib.contextmanager
 def serving(app) -> Iterator[str]:
     """An ASGI app served by uvicorn on a free loopback port, in a thread; yields its base URL."""
-    import socket
     import threading
     import time
 
     import uvicorn
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -15,6 +15,7 @@ import requests
 from conftest import postgres_conn, sealed_delivery, serving
 
 from wecom.callbacks.crypto import CallbackCrypto, signature
+from wecom_dev.processes import free_port
 
 CORP = "wwsimcorp0001"
 TOKEN = "cbTokenForTests0123"
@@ -138,3 +139,107 @@ def test_an_oversized_body_and_other_methods_are_refused(receiver, db_url):
     assert requests.get(receiver.replace("/callback", "/"), timeout=5).status_code == 404  # nothing to list
     assert requests.get(receiver.replace("/wecom/callback", "/health"), timeout=5).content == b""
     assert inbox(db_url) == []
+
+
+@pytest.fixture
+def wakeup_redis(monkeypatch):  # before ``receiver``: the app reads its settings when it starts
+    """A Redis (the machine's, or a private one) named as the wake-up connection, as docker-compose does."""
+    import redis
+
+    from wecom_dev.broker import running_redis
+
+    with running_redis() as url:
+        monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAKEUP", url)
+        monkeypatch.setenv("WECOM_WAKEUP_CONN_ID", "wecom_wakeup")
+        client = redis.Redis.from_url(url)
+        yield client
+        client.close()
+
+
+def _subscribed(client, channel: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while client.pubsub_numsub(channel)[0][1] < 1:
+        assert time.monotonic() < deadline, f"nobody subscribed to {channel} within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_a_stored_event_fires_the_inbox_assets_message_queue_trigger(wakeup_redis, receiver, db_url):
+    """The watcher the events DAG is scheduled on (built as the DAG builds it) fires after a delivery."""
+    import asyncio
+    import threading
+
+    from wecom import assets
+
+    (watcher,) = assets._inbox_watchers()
+    fired: list = []
+
+    def listen() -> None:
+        async def first_event() -> None:
+            async for event in watcher.trigger.run():
+                fired.append(event.payload)
+                return
+
+        asyncio.run(asyncio.wait_for(first_event(), 30))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    _subscribed(wakeup_redis, assets.WAKEUP_CHANNEL)
+    query, body = sealed(contact_event("create_user", UserID="wangwu"))
+    posted = time.monotonic()
+    assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
+    listener.join(30)
+    assert fired and fired[0]["channel"] == assets.WAKEUP_CHANNEL and fired[0]["data"] == "stored"
+    assert time.monotonic() - posted < 5  # the trigger polls every second; the sweep would take a minute
+    assert [row[2] for row in inbox(db_url)] == ["wangwu"]
+
+
+def test_only_new_events_wake_and_a_burst_becomes_few_messages(wakeup_redis, receiver):
+    from wecom.assets import WAKEUP_CHANNEL
+
+    listener = wakeup_redis.pubsub()
+    listener.subscribe(WAKEUP_CHANNEL)
+    _subscribed(wakeup_redis, WAKEUP_CHANNEL)
+
+    def messages(wait: float) -> int:
+        count, deadline = 0, time.monotonic() + wait
+        while time.monotonic() < deadline:
+            message = listener.get_message(timeout=0.1)
+            count += bool(message and message["type"] == "message")
+        return count
+
+    deliveries = [sealed(contact_event("update_user", UserID=f"u{n}")) for n in range(40)]
+    for query, body in deliveries:
+        assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
+    burst = messages(2)
+    assert 1 <= burst <= 40
+    for query, body in deliveries[:5]:  # WeCom's retries of what is already stored wake nobody
+        assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
+    assert messages(1.5) == 0
+    listener.close()
+
+
+@pytest.fixture
+def silent_redis(monkeypatch):
+    """The wake-up connection names a Redis that is not there (and carries a password to look for)."""
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAKEUP", f"redis://:{TOKEN}@127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("WECOM_WAKEUP_CONN_ID", "wecom_wakeup")
+
+
+def test_without_redis_the_receiver_still_stores_and_says_once_why_there_is_no_wakeup(
+    silent_redis, receiver, db_url, caplog
+):
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "wake-up" in r.getMessage()]
+
+    for n in range(3):
+        query, body = sealed(contact_event("delete_user", UserID=f"gone{n}"))
+        started = time.monotonic()
+        assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
+        assert time.monotonic() - started < 1  # the failing publish is not on the request's path
+        deadline = time.monotonic() + 20
+        while not warnings() and time.monotonic() < deadline:  # each publish is tried (and fails) on its own
+            time.sleep(0.1)
+    assert len(inbox(db_url)) == 3
+    assert len(warnings()) == 1 and "every-minute sweep" in warnings()[0]
+    assert TOKEN not in caplog.text

@@ -122,3 +122,18 @@ def test_airflow_services_mount_the_project(tmp_path: Path):
         mounts = {v.split(":")[1] for v in SERVICES[name].get("volumes", [])}
         if name != "wecom-simulator":
             assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= mounts
+
+
+def test_the_receiver_wakes_the_triggerers_watcher_through_the_brokers_redis():
+    from urllib.parse import urlparse
+
+    broker = urlparse(SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__CELERY__BROKER_URL"]).hostname
+    for service in (
+        "wecom-callback-receiver",
+        "airflow-triggerer",
+        "airflow-dag-processor",
+        "airflow-scheduler",
+    ):
+        env = SERVICES[service]["environment"]
+        conn_id = env["WECOM_WAKEUP_CONN_ID"]
+        assert urlparse(env[f"AIRFLOW_CONN_{conn_id.upper()}"]).hostname == broker == "redis"

@@ -27,13 +27,7 @@ from conftest import ROOT
 from test_ui import CHROMIUM, shot
 
 from wecom_dev.postgres import running_cluster
-from wecom_dev.processes import MARKER, leftover_processes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from wecom_dev.processes import MARKER, free_port, leftover_processes
 
 
 def clean_environment(demo_dir: Path, marker: str) -> dict[str, str]:
@@ -44,7 +38,7 @@ def clean_environment(demo_dir: Path, marker: str) -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
         "WECOM_DEMO_DIR": str(demo_dir),
-        "WECOM_LOCAL_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/postgres",
+        "WECOM_LOCAL_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
         MARKER: marker,
     }
 
@@ -107,7 +101,7 @@ def test_make_airflow_previews_a_digest_from_the_trigger_form_and_ctrl_c_leaves_
     from playwright.sync_api import sync_playwright
 
     marker = uuid.uuid4().hex
-    port = _free_port()
+    port = free_port()
     env = {**clean_environment(demo_dir, marker), "AIRFLOW__API__PORT": str(port)}
     started = time.monotonic()
     command = Command(["make", "airflow"], env)

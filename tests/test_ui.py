@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import pytest
 import requests
 from conftest import ROOT
 
+from wecom_dev.processes import free_port
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 PASSWORD = "ui-test-password"
@@ -23,12 +24,6 @@ PASSWORD = "ui-test-password"
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def api_server(airflow_db):
     }
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     log = open(home / "api-server.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen([airflow, "api-server", "--port", str(port)], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -23,9 +22,10 @@ from typing import Any
 
 import requests
 
+from wecom_dev.broker import redis_answers, redis_server_command
 from wecom_dev.environment import postgres_conn_json, robot_conn_json, simulator_process, wecom_conn_json
 from wecom_dev.postgres import Server, find_server
-from wecom_dev.processes import MARKER, report_stop, stop_all
+from wecom_dev.processes import MARKER, free_port, report_stop, stop_all
 
 # The callback receiver's secrets in this deployment (the e2e test seals WeCom's deliveries with them).
 CALLBACK_SECRETS = {
@@ -35,21 +35,6 @@ CALLBACK_SECRETS = {
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def redis_answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @dataclass
@@ -182,14 +167,16 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
             "AIRFLOW_CONN_OPS_ROBOT": robot_conn_json(sim_url),
             "WECOM_ALERT_WEBHOOK_CONN_ID": "ops_robot",
             "WECOM_DIGEST_DEADLINE": "07:48",
+            # The callback wake-up through the broker's Redis, as docker-compose.yaml wires it.
+            "AIRFLOW_CONN_WECOM_WAKEUP": f"redis://{broker[0]}:{broker[1]}/0",
+            "WECOM_WAKEUP_CONN_ID": "wecom_wakeup",
         }
         d = Deployment(home=home / "airflow", env=env, api_url=f"http://127.0.0.1:{api_port}",
                        simulator_url=sim_url, warehouse_url=warehouse_url, metadata_url=metadata_url,
                        marker=marker, processes=processes)  # fmt: skip
         stack.callback(lambda: print(report_stop(stop_all(processes, marker)), flush=True))
         if broker[1] != 6379:
-            _start(d, "redis", ["redis-server", "--port", str(broker[1]), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], env)  # fmt: skip
+            _start(d, "redis", redis_server_command(broker[1]), env)
             d.wait(lambda: redis_answers(*broker), 30, "Redis to answer")
         d.airflow("db", "migrate")
         d.airflow("pools", "set", "wecom_api", "4", "WeCom API calls")

@@ -12,7 +12,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+from wecom_dev.processes import free_port
 
 URL_ENV = "WECOM_TEST_DATABASE_URL"
 LOCAL_URL_ENV = "WECOM_LOCAL_DATABASE_URL"
@@ -146,12 +147,6 @@ def _run(cmd: list[str], user: str | None) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.strip() or result.stdout.strip()}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_private_cluster(data_dir: Path | None = None) -> Server:
     bin_dir = _bin_dir()
     run_as = None
@@ -162,7 +157,7 @@ def start_private_cluster(data_dir: Path | None = None) -> Server:
     base = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="wecom-pg-"))
     base.mkdir(parents=True, exist_ok=True)
     pgdata = base / "data"
-    port = _free_port()
+    port = free_port()
     if run_as:
         info = pwd.getpwnam(run_as)
         os.chown(base, info.pw_uid, info.pw_gid)

@@ -69,7 +69,8 @@ class SimulatorAdmin:
         self._call("POST", "callbacks", {"url": url, "token": token, "aes_key": aes_key, "faults": faults})
 
     def callbacks(self) -> dict[str, Any]:
-        """Events emitted, delivered, retried, failed, dropped, duplicated; ``idle`` when all were tried."""
+        """Events emitted, delivered, retried, failed, dropped, duplicated; ``idle`` when all were tried;
+        ``acknowledged`` and ``given_up``: the sha256 of each event's plaintext, as the inbox keys it."""
         return self._call("GET", "callbacks")
 
     def set_robot(self, key: str, disabled: bool) -> None:

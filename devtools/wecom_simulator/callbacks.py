@@ -90,6 +90,9 @@ class CallbackSender:
     attempts: int = 4  # the first try and 3 retries
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "delivered": 0, "retries": 0, "failed": 0,
                                                            "dropped": 0, "duplicated": 0})  # fmt: skip
+    # sha256 of each event's plaintext, by outcome: what the receiver acknowledged, what WeCom gave up on.
+    acknowledged: list[str] = field(default_factory=list)
+    given_up: list[str] = field(default_factory=list)
     _queue: queue.Queue = field(default_factory=queue.Queue)
     _seed: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -138,6 +141,7 @@ class CallbackSender:
                 answer = self._session.post(self.url, params=params, data=body.encode(), timeout=self.timeout)
                 if answer.status_code == 200:
                     self.stats["delivered"] += 1
+                    self.acknowledged.append(hashlib.sha256(message).hexdigest())
                     return
             except requests.RequestException:
                 pass
@@ -145,3 +149,4 @@ class CallbackSender:
                 self.stats["retries"] += 1
                 time.sleep(min(2.0, 0.2 * 2**attempt))
         self.stats["failed"] += 1
+        self.given_up.append(hashlib.sha256(message).hexdigest())

@@ -596,7 +596,8 @@ class SimulatorAdminApi:
         if path == "callbacks" and method == "GET":
             sender = state.callbacks
             return {"configured": sender is not None, "idle": sender.idle() if sender else True,
-                    **(sender.stats if sender else {})}  # fmt: skip
+                    **(sender.stats if sender else {}), "acknowledged": sender.acknowledged if sender else [],
+                    "given_up": sender.given_up if sender else []}  # fmt: skip
         return {"error": f"unknown admin path {method} {path}"}
 
 

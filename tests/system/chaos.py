@@ -5,13 +5,19 @@ little, arms random faults (token revocation at a random moment, 45009/45033/-1 
 truncated JSON, connection resets, latency), then runs what the DAGs run, each task in its own worker
 process with Airflow's retries: the directory sync (migrate, fetch, stage, merge), the user mapping, a day's
 digests and three reminder windows. Worker processes are SIGKILLed in the middle of sending, and the
-warehouse connection is terminated in the middle of the merge. Then, as an operator would after an
-incident, it clears the faults and re-runs what failed, and checks the invariants:
+warehouse connection is terminated in the middle of the merge. Before the sync, the org's changes reach
+the callback receiver (a real ``wecom-callback-receiver`` process) as WeCom's callbacks, dropped, duplicated,
+reordered or delayed at random, with the receiver SIGKILLed mid-burst and restarted, and the events task is
+SIGKILLed mid-apply. Then, as an operator would after an incident, it clears the faults and re-runs what
+failed, and checks the invariants:
 
 - no message delivered twice (the simulator's record: the same content to the same member);
 - every due message is sent, or in the ledger with the reason it is not;
 - what the ledger says was sent is what WeCom delivered, and the other way round;
 - the directory tables equal the last complete snapshot (never a partial one);
+- no callback the receiver acknowledged is missing from the inbox; with no event lost (dropped, or given up
+  by WeCom while the receiver was down) the events alone make the directory equal WeCom's, and the full
+  sync after them finds no drift;
 - no silent drop counted by the simulator;
 - no credential in any log written or any warehouse row outside the private token table.
 
@@ -28,6 +34,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -44,6 +51,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(HOME / "airflow"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import psycopg  # noqa: E402
+import requests  # noqa: E402
 
 from wecom.delivery import Claimant  # noqa: E402
 from wecom.directory import tasks as directory  # noqa: E402
@@ -62,12 +70,19 @@ from wecom_dev.environment import (  # noqa: E402
 )
 from wecom_dev.leaks import files, find_leaks, postgres_rows  # noqa: E402
 from wecom_dev.platform import create_platform_schema  # noqa: E402
+from wecom_dev.processes import free_port  # noqa: E402
 from wecom_simulator import SimulatorAdmin, generate_org  # noqa: E402
 
 PROFILES = {"ci": 40, "soak": 400}
 ORG = {"users": 200, "departments": 20, "seed": 3}
 FIRST_DAY = weekday_ahead(0, weeks=2)  # a Monday ahead of the machine's clock: nothing expires
 RETRIES = 2  # as the DAGs' default_args
+CALLBACK_SECRETS = {
+    "callback_token": "chaosCallbackToken01",
+    "callback_aes_key": "kWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+}
+EVENT_FAULTS = [{}, {"drop": 0.3}, {"duplicate": 0.5}, {"reorder": True}, {"delay_ms": 40},
+                {"duplicate": 0.5, "reorder": True, "delay_ms": 20}]  # fmt: skip
 API_FAULTS = [  # kind, options, APIs it may hit
     ("errcode", {"errcode": 45009}, ["message/send", "user/list", "*"]),
     ("errcode", {"errcode": 45033}, ["message/send", "user/list", "department/list"]),
@@ -85,8 +100,13 @@ def weekday(n: int) -> date:
 
 
 class Chaos:
-    def __init__(self, rng: random.Random, sim: SimulatorAdmin, db_url: str, logs: Path) -> None:
-        self.rng, self.sim, self.db_url, self.logs = rng, sim, db_url, logs
+    def __init__(
+        self, rng: random.Random, sim: SimulatorAdmin, db_url: str, logs: Path, receiver: Receiver
+    ) -> None:
+        self.rng, self.sim, self.db_url, self.logs, self.receiver = rng, sim, db_url, logs, receiver
+        # Events not in the inbox since the last full sync (drift allowed); before the first sync the
+        # directory is empty, so everything is to catch up.
+        self.lost_since_sync = 1
         self.faults: Counter[str] = Counter()
         self.violations: list[str] = []
         self.expected_directory: dict | None = None
@@ -149,22 +169,63 @@ class Chaos:
     def change_org(self, n: int) -> None:
         users = sorted(self.sim.org()["users"], key=lambda u: u["userid"])
         departments = sorted(d["id"] for d in self.sim.org()["departments"])
+        chosen = self.rng.sample(users, 4)
         ops: list[dict] = [
-            {"op": "rename_department", "id": self.rng.choice(departments[1:]), "name": f"部门-{n}"}
+            {"op": "rename_department", "id": self.rng.choice(departments[1:]), "name": f"部门-{n}"},
+            {"op": "move_user", "userid": chosen[0]["userid"], "departments": [self.rng.choice(departments)]},
+            {"op": "update_user", "userid": chosen[1]["userid"], "fields": {"name": f"改名{n}"}},
         ]
-        mover = self.rng.choice(users)
-        ops.append(
-            {"op": "move_user", "userid": mover["userid"], "departments": [self.rng.choice(departments)]}
-        )
-        if n % 3 == 0:
-            ops.append(
-                {
-                    "op": "update_user",
-                    "userid": self.rng.choice(users)["userid"],
-                    "fields": {"name": f"改名{n}"},
-                }
-            )
+        if n % 4 == 1:  # a hire, a departure and a userid change
+            hire = {**chosen[2], "userid": f"chaoshire{n}", "name": f"入职{n}"}
+            ops += [{"op": "add_user", "user": hire}, {"op": "remove_user", "userid": chosen[2]["userid"]},
+                    {"op": "change_userid", "userid": chosen[3]["userid"], "new_userid": f"chaosid{n}"}]  # fmt: skip
         self.sim.mutate(*ops)
+
+    def follow_events(self, n: int) -> None:
+        """The changes as callbacks under faults, the receiver killed mid-burst, the events task killed
+        mid-apply; then the callback invariants."""
+        faults = self.rng.choice(EVENT_FAULTS)
+        for name in faults:
+            self.faults[f"callbacks {name}"] += 1
+        self.sim.send_callbacks(self.receiver.url, **CALLBACK_SECRETS, **faults)
+        killer = None
+        if self.rng.random() < 0.25:
+            killer = threading.Timer(self.rng.uniform(0.0, 0.2), self.receiver.kill)
+            killer.start()
+        self.change_org(n)
+        if killer:
+            killer.join()
+            self.faults["receiver killed mid-burst"] += 1
+            self.receiver.start()
+        deadline = time.monotonic() + 60
+        while not self.sim.callbacks()["idle"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        delivery = self.sim.callbacks()
+        with psycopg.connect(self.db_url) as conn:
+            stored = {h for (h,) in conn.execute("SELECT payload_sha256 FROM wecom.callback_events")}
+        if set(delivery["acknowledged"]) - stored:
+            self.violation(
+                n, f"{len(set(delivery['acknowledged']) - stored)} acknowledged callbacks not in the inbox"
+            )
+        lost = delivery["dropped"] + delivery["failed"]
+        self.lost_since_sync += lost
+
+        def task() -> None:
+            directory.apply_events({}, dag_run_id=f"chaos-events-{n}")
+
+        if not self.attempts("events", task, kill=self.rng.random() < 0.4):
+            self.violation(n, "the events task failed even with retries")
+        with psycopg.connect(self.db_url) as conn:
+            waiting = conn.execute("SELECT count(*) FROM wecom.callback_events WHERE processed_at IS NULL"
+                                   " AND event = 'change_contact'").fetchone()[0]  # fmt: skip
+        if waiting:
+            self.violation(n, f"{waiting} contact events left unprocessed")
+        if lost:
+            self.faults["callbacks lost (dropped, or given up while the receiver was down)"] += lost
+        if not self.lost_since_sync and directory_in_warehouse(self.db_url) != directory_of_org(
+            self.sim.org()
+        ):
+            self.violation(n, "no event was lost, yet the directory differs from WeCom before the full sync")
 
     def sync_directory(self, n: int) -> None:
         def task() -> None:
@@ -174,6 +235,12 @@ class Chaos:
         org = self.sim.org()  # the org does not change during the round
         if self.attempts("directory", task, drop=self.rng.random() < 0.4):
             self.expected_directory = directory_of_org(org)
+            with psycopg.connect(self.db_url) as conn:
+                drift = conn.execute("SELECT drift FROM wecom.sync_runs WHERE kind = 'full' AND status = 'succeeded'"
+                                     " ORDER BY sync_run_id DESC LIMIT 1").fetchone()[0]  # fmt: skip
+            if drift and not self.lost_since_sync:
+                self.violation(n, f"the full sync found drift {drift} though no event was lost")
+            self.lost_since_sync = 0
         elif self.expected_directory is None:
             return
         got = directory_in_warehouse(self.db_url)
@@ -250,7 +317,7 @@ class Chaos:
         print(f"  VIOLATION round {n}: {what}", flush=True)
 
     def round(self, n: int) -> None:
-        self.change_org(n)
+        self.follow_events(n)
         timer = self.arm_faults()
         self.sync_directory(n)
         self.send(n)
@@ -258,6 +325,35 @@ class Chaos:
             timer.cancel()
             timer.join()
         self.sim.clear_faults()
+
+
+class Receiver:
+    """``wecom-callback-receiver`` as deployed: its own process, killable, restartable on the same port."""
+
+    def __init__(self, logs: Path) -> None:
+        self.port, self.log = free_port(), logs / "receiver.log"
+        self.url = f"http://127.0.0.1:{self.port}/wecom/callback"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [str(Path(sys.executable).parent / "wecom-callback-receiver"), "--port", str(self.port)]
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the callback receiver did not come up; see {self.log}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def worker(task: Callable[[], None], log: Path, kill_after: float | None = None) -> str:
@@ -319,17 +415,26 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     sim_args = org_args(**ORG)
     with scratch_database("wecom_chaos") as db_url, simulator_process(*sim_args) as sim_url:
-        connections = {"wecom_default": wecom_conn_json(sim_url, max_retries=3, retry_backoff=0.1),
+        connections = {"wecom_default": wecom_conn_json(sim_url, max_retries=3, retry_backoff=0.1, **CALLBACK_SECRETS),
                        "wecom_warehouse": postgres_conn_json(db_url)}  # fmt: skip
         with airflow_connections(**connections):
             sim = SimulatorAdmin(sim_url)
-            chaos = Chaos(random.Random(args.seed), sim, db_url, logs)
-            for n in range(rounds):
-                chaos.round(n)
-                print(f"round {n + 1}/{rounds}: {sum(chaos.faults.values())} faults so far, "
-                      f"{len(chaos.violations)} violations", flush=True)  # fmt: skip
-            leaks, scanned = find_leaks(sim.credentials(), [*postgres_rows(db_url), *files(logs)])
+            receiver = Receiver(logs)
+            receiver.start()
+            try:
+                chaos = Chaos(random.Random(args.seed), sim, db_url, logs, receiver)
+                for n in range(rounds):
+                    chaos.round(n)
+                    print(f"round {n + 1}/{rounds}: {sum(chaos.faults.values())} faults so far, "
+                          f"{len(chaos.violations)} violations", flush=True)  # fmt: skip
+            finally:
+                receiver.kill()
+            secrets = {**sim.credentials(), **CALLBACK_SECRETS}
+            leaks, scanned = find_leaks(secrets, [*postgres_rows(db_url), *files(logs)])
             stats = sim.stats()
+            with psycopg.connect(db_url) as conn:
+                events = conn.execute("SELECT count(*), count(*) FILTER (WHERE processed_at IS NOT NULL)"
+                                      " FROM wecom.callback_events").fetchone()  # fmt: skip
     for name, where in leaks:
         print(f"LEAK: {name} in {where}")
     figures = {
@@ -341,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         "messages_delivered": stats["delivered"],
         "duplicates_absorbed": stats["duplicates_absorbed"],
         "gettoken_calls": stats["calls"].get("gettoken", 0),
+        "callback_events_stored": events[0],
+        "callback_events_processed": events[1],
         "violations": len(chaos.violations),
         "leaks": len(leaks),
         "places_scanned": scanned,
