@@ -117,7 +117,8 @@ def test_hostile_members_load_exactly_and_reload_writes_nothing(connections, mem
         rows = conn.execute("SELECT lower(userid), name, position, alias FROM wecom.users").fetchall()
         expected = {(k, u["name"], u["position"], u["alias"]) for k, u in snapshot.users.items()}
         assert set(rows) == expected
-        conn.execute("UPDATE wecom.sync_runs SET snapshot_digest = NULL")  # take the full merge path
+        conn.execute("UPDATE wecom.sync_runs SET snapshot_digest = NULL")  # take the whole merge path
+        conn.execute("DELETE FROM wecom_staging.applied_state")
         again = apply_snapshot(conn, stage_snapshot(conn, snapshot), RemovalGuard())
         assert again["rows_written"] == 0
     with psycopg.connect(connections["warehouse"]) as check:

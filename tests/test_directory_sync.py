@@ -117,9 +117,13 @@ def test_unchanged_resync_writes_nothing(sync, db, simulator):
     run = last_run(db)
     assert run["rows_written"] == 0 and run["users_changed"] == 0 and run["status"] == "succeeded"
     assert run["users_fetched"] == len(simulator.state.org.users) and run["snapshot_digest"]
-    db.execute("UPDATE wecom.sync_runs SET snapshot_digest = NULL")  # forget it: the full merge runs
+    db.execute("UPDATE wecom.sync_runs SET snapshot_digest = NULL")  # forget it: the rows are compared
     assert sync() == "success"
-    assert row_versions(db) == before  # and it too writes no directory or history row
+    assert row_versions(db) == before  # and that too writes no directory or history row
+    db.execute("UPDATE wecom.sync_runs SET snapshot_digest = NULL")
+    db.execute("DELETE FROM wecom_staging.applied_state")  # forget the rows too: the whole merge runs
+    assert sync() == "success"
+    assert row_versions(db) == before
     assert last_run(db)["rows_written"] == 0
     assert one(db, "SELECT count(*) FROM wecom_staging.users") == 0  # staging cleaned up
 
@@ -281,36 +285,68 @@ def test_new_app_without_sensitive_fields_loads_nulls(sync, db, simulator):
     assert one(db, "SELECT count(*) FROM wecom.users") == len(simulator.state.org.users)
 
 
-def test_a_streamed_first_stage_and_a_hashed_restage_agree_on_the_digest(db_url):
+def test_a_full_sync_stages_only_what_changed_since_the_snapshot_it_last_applied(db_url):
     from wecom import warehouse
     from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
 
-    def snapshot(position: str) -> Snapshot:
+    def snapshot(members: range, position=lambda n: "工程师") -> Snapshot:
         result = Snapshot()
         result.departments[1] = (1, "总公司", None, 0, 0, [])
-        for n in range(12):
-            member = {"userid": f"user{n}", "name": f"成员{n}", "position": position, "department": [1]}
+        for n in members:
+            member = {"userid": f"User{n}", "name": f"成员{n}", "position": position(n), "department": [1]}
             add_member(result, normalize_member(member, 1))
         return result
 
     def staged(conn, snapshot_id):
         return conn.execute(
-            "SELECT unchanged, (SELECT count(*) FROM wecom_staging.users WHERE snapshot_id = %s)"
+            "SELECT unchanged, complete, (SELECT count(*) FROM wecom_staging.users WHERE snapshot_id = %s)"
             " FROM wecom_staging.snapshots WHERE snapshot_id = %s",
             (snapshot_id, snapshot_id),
         ).fetchone()
 
+    def sync(conn, snap: Snapshot, expect: tuple) -> dict:
+        snapshot_id = stage_snapshot(conn, snap, chunk=7)
+        assert staged(conn, snapshot_id) == expect
+        result = apply_snapshot(conn, snapshot_id, RemovalGuard(allow_mass_removal=True))
+        users = conn.execute("SELECT userid, position FROM wecom.users WHERE deleted_at IS NULL").fetchall()
+        assert sorted(users) == sorted((u["userid"], u["position"]) for u in snap.users.values())
+        assert result["users_fetched"] == len(snap.users)  # the whole snapshot, however little was staged
+        return result
+
     with psycopg.connect(db_url, autocommit=True) as conn:
         warehouse.apply_migrations(conn)
-        first = stage_snapshot(conn, snapshot("工程师"), chunk=5)  # nothing applied yet: streamed
-        assert staged(conn, first) == (False, 12)
-        apply_snapshot(conn, first, RemovalGuard())
-        again = stage_snapshot(conn, snapshot("工程师"), chunk=5)  # formatted and hashed before sending
-        assert staged(conn, again) == (True, 0)
-        apply_snapshot(conn, again, RemovalGuard())
-        changed = stage_snapshot(conn, snapshot("经理"), chunk=5)
-        assert staged(conn, changed) == (False, 12)
-        assert apply_snapshot(conn, changed, RemovalGuard(allow_mass_removal=True))["users_changed"] == 12
+        sync(conn, snapshot(range(50)), (False, True, 50))  # nothing applied before: everything staged
+        sync(conn, snapshot(range(50)), (True, True, 0))  # identical: nothing staged
+        # One changed, one gone (User0), one new (User50): the two that exist are staged, the third is in scope.
+        changed = sync(
+            conn, snapshot(range(1, 51), lambda n: "经理" if n == 7 else "工程师"), (False, True, 2)
+        )
+        assert (changed["users_changed"], changed["users_removed"], changed["users_added"]) == (1, 1, 1)
+        assert changed["rows_written"] > 0 and changed["memberships_removed"] == 1
+        # An events run re-read User9 and User10 since (their rows may be newer than the snapshot's): they are
+        # staged again, though WeCom's rows equal the last snapshot's.
+        conn.execute(
+            "INSERT INTO wecom.callback_events (payload_sha256, event, change_type, userid, payload, processed_at)"
+            " VALUES ('a', 'change_contact', 'update_user', 'user9', '{}', clock_timestamp()),"
+            " ('b', 'change_contact', 'update_user', 'USER10', '{}', clock_timestamp())"
+        )
+        conn.execute(
+            "UPDATE wecom.users SET position = '事件' WHERE userid = 'User9'"
+        )  # what the events wrote
+        conn.execute("INSERT INTO wecom.sync_runs (kind, status) VALUES ('incremental', 'succeeded')")
+        sync(conn, snapshot(range(1, 51), lambda n: "经理" if n == 7 else "工程师"), (False, True, 2))
+        # Everyone changed: past the share where a scoped merge pays, everything is staged.
+        everyone = sync(conn, snapshot(range(1, 51), lambda n: "总监"), (False, True, 50))
+        assert everyone["users_changed"] == 50
+        # Events applied after a snapshot was staged: its state is not kept, so the next sync stages it all.
+        snapshot_id = stage_snapshot(conn, snapshot(range(1, 51), lambda n: "总监" if n != 3 else "经理"))
+        conn.execute(
+            "INSERT INTO wecom.callback_events (payload_sha256, event, change_type, userid, payload, processed_at)"
+            " VALUES ('c', 'change_contact', 'update_user', 'user4', '{}', clock_timestamp())"
+        )
+        apply_snapshot(conn, snapshot_id, RemovalGuard())
+        assert conn.execute("SELECT count(*) FROM wecom_staging.applied_state").fetchone()[0] == 0
+        sync(conn, snapshot(range(1, 51), lambda n: "总监"), (False, True, 50))
 
 
 def test_migration_008_keeps_every_version_of_an_existing_history(db_url, monkeypatch):
@@ -443,3 +479,21 @@ def test_openlineage_events_name_the_wecom_api_read_and_the_tables_written_with_
     outputs = {d["name"].split(".", 1)[1]: d for d in apply["outputs"]}
     assert outputs["wecom.users"]["namespace"].startswith("postgres://")
     assert outputs["wecom.users"]["outputFacets"]["outputStatistics"]["rowCount"] == len(org.users)
+
+
+def test_a_member_listed_twice_with_different_data_is_never_trusted_as_unchanged():
+    """Two listings that disagree (a change mid-fetch): the digest matches no earlier one, so the next
+    full sync re-merges the member instead of trusting either listing."""
+    from wecom.directory.load import row_state
+
+    def fetched(*positions: str) -> dict:
+        snapshot = Snapshot()
+        snapshot.departments[1] = (1, "总公司", None, 0, 0, [])
+        for n, position in enumerate(positions):
+            member = {"userid": "Same", "name": "同一人", "position": position, "department": [1, n + 2]}
+            add_member(snapshot, normalize_member(member, 1))
+        return row_state(snapshot)
+
+    assert fetched("工程师") == fetched("工程师")  # the same data, the same state
+    assert fetched("工程师")["usame"] != fetched("经理")["usame"]
+    assert fetched("工程师", "工程师")["usame"] != fetched("工程师", "工程师")["usame"]  # memberships differ

@@ -9,6 +9,7 @@ LIMIT %(limit)s;
 
 -- name: mark_processed
 -- Inside the merge's transaction: applied and marked, or neither.
+-- clock_timestamp(): the moment inside the apply lock, so full syncs can tell which events came after them.
 UPDATE wecom.callback_events
-SET processed_at = now(), processed_by = 'sync_run ' || %(sync_run_id)s
+SET processed_at = clock_timestamp(), processed_by = 'sync_run ' || %(sync_run_id)s
 WHERE event_id = ANY(%(events)s) AND processed_at IS NULL;

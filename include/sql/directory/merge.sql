@@ -2,8 +2,9 @@
 -- transaction opened by wecom.directory.load.apply_snapshot. now() is that transaction's start,
 -- so every row changed by one sync carries the same timestamp.
 -- Only rows that really changed are written: an unchanged directory writes nothing.
--- A partial snapshot (%(partial)s, from callback events) removes and closes only inside its scope
--- (wecom_staging.scope_users / scope_departments); for a complete one the scope test folds away.
+-- A scoped snapshot (the ids callback events named, or a full sync's changes) removes and closes only
+-- inside its scope (wecom_staging.scope_users / scope_departments): the lines marked `-- scoped`, which
+-- wecom.directory.load.merge drops for a snapshot staged whole. Staged rows are always in scope.
 
 -- name: fetched
 SELECT (SELECT count(*) FROM wecom_staging.departments WHERE snapshot_id = %(snapshot_id)s) AS departments_fetched,
@@ -14,7 +15,7 @@ SELECT (SELECT count(*) FROM wecom_staging.departments WHERE snapshot_id = %(sna
 SELECT (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_active,
        (SELECT count(*) FROM wecom.users u
          WHERE u.deleted_at IS NULL
-           AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid)))
+           AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))  -- scoped
            AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
                            WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid))) AS users_removed;
 
@@ -46,7 +47,7 @@ WHERE s.snapshot_id = %(snapshot_id)s
 UPDATE wecom.departments d
 SET deleted_at = now(), updated_at = now()
 WHERE d.deleted_at IS NULL
-  AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id))
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)  -- scoped
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id);
 
@@ -95,16 +96,17 @@ WHERE s.snapshot_id = %(snapshot_id)s
 UPDATE wecom.users u
 SET deleted_at = now(), updated_at = now()
 WHERE u.deleted_at IS NULL
-  AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid)))
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))  -- scoped
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
                   WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid));
 
 -- name: remove_memberships
 DELETE FROM wecom.user_departments m
-WHERE (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid)))
-  AND NOT EXISTS (SELECT 1 FROM wecom_staging.user_departments s
+WHERE NOT EXISTS (SELECT 1 FROM wecom_staging.user_departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid
-                    AND s.department_id = m.department_id);
+                    AND s.department_id = m.department_id)
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid))  -- scoped
+;
 
 -- name: update_memberships
 UPDATE wecom.user_departments m
@@ -137,7 +139,7 @@ SELECT d.department_id, d.name, d.name_en, d.parent_id, d.sort_order, d.leaders,
 FROM wecom.departments d
 LEFT JOIN wecom_staging.departments s ON s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id
 WHERE d.deleted_at IS NULL
-  AND (s.department_id IS NOT NULL OR (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)))
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)  -- scoped
   AND (s.department_id IS NULL
        OR (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
           IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders));
@@ -150,7 +152,7 @@ SELECT u.userid, u.name, u.english_name, u.position, u.status, u.main_department
 FROM wecom.users u
 LEFT JOIN wecom_staging.users s ON s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid)
 WHERE u.deleted_at IS NULL
-  AND (s.userid IS NOT NULL OR (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))))
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))  -- scoped
   AND (s.userid IS NULL
        OR (u.userid, u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader)
           IS DISTINCT FROM
@@ -163,8 +165,9 @@ SELECT m.userid, m.department_id, m.is_leader, m.version_from, now(), m.version_
 FROM wecom.user_departments m
 LEFT JOIN wecom_staging.user_departments s
        ON s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid AND s.department_id = m.department_id
-WHERE (s.userid IS NULL AND (NOT %(partial)s OR EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid))))
-   OR (s.userid IS NOT NULL AND s.is_leader IS DISTINCT FROM m.is_leader);
+WHERE (s.userid IS NULL OR s.is_leader IS DISTINCT FROM m.is_leader)
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid))  -- scoped
+;
 
 -- name: drop_snapshot
 DELETE FROM wecom_staging.snapshots WHERE snapshot_id = %(snapshot_id)s;
@@ -183,3 +186,51 @@ DELETE FROM wecom_staging.scope_users WHERE snapshot_id = %(snapshot_id)s;
 
 -- name: drop_snapshot_scope_departments
 DELETE FROM wecom_staging.scope_departments WHERE snapshot_id = %(snapshot_id)s;
+
+-- name: record_staged_snapshot
+INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, partial, complete, row_state, departments, users,
+                                     memberships)
+VALUES (%(dag_run_id)s, %(digest)s, false, %(partial)s, %(complete)s, %(row_state)s, %(departments)s, %(users)s,
+        %(memberships)s)
+RETURNING snapshot_id;
+
+-- name: applied_state
+-- Only when its sync is still the latest full one that succeeded: tables reloaded some other way since
+-- (a restore, a truncate) make the state say nothing.
+SELECT a.row_state, a.applied_at
+FROM wecom_staging.applied_state a
+WHERE a.sync_run_id = (SELECT max(sync_run_id) FROM wecom.sync_runs WHERE kind = 'full' AND status = 'succeeded');
+
+-- name: touched_since
+-- Members and departments callback events re-read after the last complete snapshot was applied.
+SELECT userid, new_userid, department_id
+FROM wecom.callback_events
+WHERE event = 'change_contact' AND processed_at > %(since)s;
+
+-- name: forget_row_state
+DELETE FROM wecom_staging.applied_state;
+
+-- name: save_row_state
+-- After a complete snapshot is applied, its rows are the directory's: the next full sync compares with them.
+-- Not when callback events were applied after it was staged (their rows may be newer than the snapshot's):
+-- then there is no state, and the next full sync stages everything.
+INSERT INTO wecom_staging.applied_state (row_state, applied_at, sync_run_id)
+SELECT s.row_state, clock_timestamp(), %(sync_run_id)s
+FROM wecom_staging.snapshots s
+WHERE s.snapshot_id = %(snapshot_id)s AND s.row_state IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM wecom.callback_events e
+                  WHERE e.processed_at > s.fetched_at AND e.event = 'change_contact');
+
+-- name: carry_row_state
+-- An unchanged snapshot leaves the directory as the last full sync left it: its state carries over.
+UPDATE wecom_staging.applied_state
+SET sync_run_id = %(sync_run_id)s
+WHERE sync_run_id = (SELECT max(sync_run_id) FROM wecom.sync_runs WHERE kind = 'full' AND status = 'succeeded');
+
+-- name: stale_statistics
+-- Directory tables whose statistics predate a fifth of their rows (a first sync moments ago, before
+-- autovacuum came by): a scoped merge analyzes them first, or it plans its joins for empty tables.
+SELECT relname
+FROM pg_stat_user_tables
+WHERE schemaname = 'wecom' AND relname IN ('departments', 'users', 'user_departments')
+  AND n_mod_since_analyze > 0.2 * greatest(n_live_tup, 1000);

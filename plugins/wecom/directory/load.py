@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import json
 import logging
 import operator
-from collections.abc import Iterable, Iterator
+import os
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +47,10 @@ STAGING_COLUMNS = {
     "users": USER_COLUMNS,
     "user_departments": MEMBERSHIP_COLUMNS,
 }
-# Versions the staged bytes' format: a loader that formats rows differently never matches an old digest.
-DIGEST_VERSION = b"wecom-directory-v3"
+# Versions the row digests: a loader that sums rows up differently never matches an old digest.
+DIGEST_VERSION = b"wecom-directory-v4"
+# A full sync that changes more than this share of rows stages everything: a scoped merge would not pay.
+MAX_CHANGED_SHARE = 0.2
 STAGING_KEYS = {
     "departments": "(snapshot_id, department_id)",
     "users": "(snapshot_id, userid)",
@@ -108,72 +114,72 @@ def stage_snapshot(
     chunk: int = 5000,
     scope: Scope | None = None,
 ) -> int:
-    """COPY a complete snapshot (or, with ``scope``, a partial one) into staging in one transaction; its id.
+    """Stage a complete snapshot (or, with ``scope``, the ids callback events named); its id.
 
-    Rows are formatted once, in key order, as binary COPY data; the snapshot's digest is taken of those
-    bytes. When an earlier sync was applied, everything is formatted and hashed before anything is sent:
-    a snapshot identical to the last applied one is recorded as ``unchanged`` and nothing is sent
-    (applying it would write nothing). On a first sync there is nothing to compare with, so each piece is
-    sent while the next one is formatted.
+    A complete snapshot is summed up row by row first (``row_state``). Identical to the last applied
+    one: recorded as ``unchanged``, nothing staged. Otherwise, when the rows of the last applied one are
+    known, only the members and departments whose rows differ, appeared or disappeared are staged (a
+    scoped snapshot that still speaks for the whole directory); a change too large for that, or a first
+    sync, stages everything.
     """
     require_autocommit(conn, "stage_snapshot")
+    if scope is not None:
+        return _stage(conn, snapshot, dag_run_id, chunk, snapshot.counts(), scope=scope, complete=False)
+    state = row_state(snapshot)
+    digest = state_digest(state)
     counts = snapshot.counts()
-    last_digest = None if scope else last_applied_digest(conn)
-    digest = hashlib.sha256(DIGEST_VERSION)
-    with conn.cursor() as cur, conn.cursor() as formatter:
-        tables = [
-            (table, _copy_data(formatter, rows, _column_types(conn, table), chunk))
-            for table, rows in _staging_rows(snapshot)
-        ]
-        if last_digest is not None:
-            tables = [(table, list(_hashed(digest, table, pieces))) for table, pieces in tables]
-            if digest.hexdigest() == last_digest:
-                snapshot_id = _record_snapshot(conn, dag_run_id, counts, digest.hexdigest(), unchanged=True)
-                log.info("Snapshot %s is identical to the last applied one: nothing staged", snapshot_id)
-                return snapshot_id
-        else:
-            tables = [(table, _hashed(digest, table, pieces)) for table, pieces in tables]
-        with conn.transaction():
-            snapshot_id = _record_snapshot(
-                conn, dag_run_id, counts, None, unchanged=False, partial=bool(scope)
-            )
-            # Every staged row takes the snapshot id from this setting (the column's default).
-            conn.execute("SELECT set_config('wecom.snapshot_id', %s, true)", (str(snapshot_id),))
-            for table, pieces in tables:
-                columns = ", ".join(STAGING_COLUMNS[table])
-                with cur.copy(f"COPY wecom_staging.{table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                    for data in pieces:
-                        copy.write(data)
-            conn.execute(
-                "UPDATE wecom_staging.snapshots SET digest = %s WHERE snapshot_id = %s",
-                (digest.hexdigest(), snapshot_id),
-            )
-            if scope:
-                _stage_scope(conn, snapshot_id, scope)
-    log.info("Staged snapshot %s: %s", snapshot_id, counts)
+    if digest == last_applied_digest(conn):
+        snapshot_id = _record_snapshot(conn, dag_run_id, counts, digest, unchanged=True)
+        log.info("Snapshot %s is identical to the last applied one: nothing staged", snapshot_id)
+        return snapshot_id
+    changed = _changed_since_applied(conn, state)
+    if changed is not None:
+        log.info("Staging the changes only: %d member(s), %d department(s)", len(changed.userids),
+                 len(changed.department_ids))  # fmt: skip
+        snapshot = _subset(snapshot, changed)
+    return _stage(conn, snapshot, dag_run_id, chunk, counts, scope=changed, complete=True, digest=digest,
+                  state=encode_state(state))  # fmt: skip
+
+
+def _stage(
+    conn: Any,
+    snapshot: Snapshot,
+    dag_run_id: str | None,
+    chunk: int,
+    counts: dict[str, int],
+    *,
+    scope: Scope | None,
+    complete: bool,
+    digest: str | None = None,
+    state: bytes | None = None,
+) -> int:
+    """COPY the snapshot's rows (binary, formatted while the previous piece is sent) in one transaction."""
+    with conn.cursor() as cur, conn.cursor() as formatter, conn.transaction():
+        snapshot_id = conn.execute(
+            sql.statements(MERGE)["record_staged_snapshot"],
+            {"dag_run_id": dag_run_id, "digest": digest, "partial": scope is not None, "complete": complete,
+             "row_state": state, **counts},
+        ).fetchone()[0]  # fmt: skip
+        # Every staged row takes the snapshot id from this setting (the column's default).
+        conn.execute("SELECT set_config('wecom.snapshot_id', %s, true)", (str(snapshot_id),))
+        for table, rows in _staging_rows(snapshot):
+            columns, types = ", ".join(STAGING_COLUMNS[table]), _column_types(conn, table)  # before the COPY
+            with cur.copy(f"COPY wecom_staging.{table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                for data in _copy_data(formatter, rows, types, chunk):
+                    copy.write(data)
+        if scope:
+            _stage_scope(conn, snapshot_id, scope)
+    log.info("Staged snapshot %s: %s", snapshot_id, snapshot.counts())
     return snapshot_id
 
 
 def _record_snapshot(
-    conn: Any,
-    dag_run_id: str | None,
-    counts: dict[str, int],
-    digest: str | None,
-    unchanged: bool,
-    partial: bool = False,
+    conn: Any, dag_run_id: str | None, counts: dict[str, int], digest: str | None, unchanged: bool
 ) -> int:
     return conn.execute(
-        "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships,"
-        " partial) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
-        (
-            dag_run_id,
-            digest,
-            unchanged,
-            counts["departments"],
-            counts["users"],
-            counts["memberships"],
-            partial,
-        ),
+        "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
+        (dag_run_id, digest, unchanged, counts["departments"], counts["users"], counts["memberships"]),
     ).fetchone()[0]
 
 
@@ -188,12 +194,75 @@ def _stage_scope(conn: Any, snapshot_id: int, scope: Scope) -> None:
     )
 
 
-def _hashed(digest: Any, table: str, pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """The pieces, each added to the digest as it passes."""
-    digest.update(b"\x00%s\x00" % table.encode())
-    for data in pieces:
-        digest.update(data)
-        yield data
+def row_state(snapshot: Snapshot) -> dict[str, bytes]:
+    """An 8-byte digest of each department (key ``d<id>``) and of each member with its memberships
+    (``u<lowercased userid>``, taken while fetching), in key order: what the next full sync compares
+    with. Memberships count as their member's: a scoped merge's scope is members, not memberships."""
+    blake2b = hashlib.blake2b
+    state = {
+        f"d{key}": blake2b(repr(snapshot.departments[key]).encode(), digest_size=8).digest()
+        for key in sorted(snapshot.departments)
+    }
+    digests = snapshot.member_digests
+    # A member added without a digest is unknown: a fresh random one makes it count as changed.
+    state.update(("u" + key, digests.get(key) or os.urandom(8)) for key in sorted(snapshot.users))
+    return state
+
+
+def state_digest(state: dict[str, bytes]) -> str:
+    """The snapshot's fingerprint: its rows' digests, in key order."""
+    digest = hashlib.sha256(DIGEST_VERSION)
+    for key, row in state.items():
+        digest.update(key.encode() + b"\x00" + row)
+    return digest.hexdigest()
+
+
+def encode_state(state: dict[str, bytes]) -> bytes:
+    """Row count, the digests, then the keys as JSON (keys may hold any character)."""
+    return struct.pack(">I", len(state)) + b"".join(state.values()) + json.dumps(list(state)).encode()
+
+
+def decode_state(blob: bytes) -> dict[str, bytes]:
+    (count,) = struct.unpack_from(">I", blob)
+    end = 4 + 8 * count
+    digests = [blob[at : at + 8] for at in range(4, end, 8)]
+    return dict(zip(json.loads(blob[end:]), digests, strict=True))
+
+
+def _changed_since_applied(conn: Any, state: dict[str, bytes]) -> Scope | None:
+    """The members and departments whose rows differ from the last applied complete snapshot's, or that
+    callback events re-read since (their rows may no longer be that snapshot's); None when that snapshot's
+    rows are not known or too much changed for a scoped merge to pay."""
+    statements = sql.statements(MERGE)
+    applied = conn.execute(statements["applied_state"]).fetchone()
+    if applied is None:
+        return None
+    blob, applied_at = applied
+    before = decode_state(blob)
+    keys = [k for k, row in state.items() if before.get(k) != row]
+    keys += before.keys() - state.keys()
+    if len(keys) > MAX_CHANGED_SHARE * max(len(state), 1):
+        return None
+    userids: set[str] = set()
+    departments: set[int] = set()
+    for key in keys:
+        if key[0] == "d":
+            departments.add(int(key[1:]))
+        else:
+            userids.add(key[1:])
+    for userid, new_userid, department_id in conn.execute(statements["touched_since"], {"since": applied_at}):
+        userids.update(u.lower() for u in (userid, new_userid) if u)
+        if department_id is not None:
+            departments.add(department_id)
+    return Scope(frozenset(userids), frozenset(departments))
+
+
+def _subset(snapshot: Snapshot, scope: Scope) -> Snapshot:
+    return Snapshot(
+        departments={k: v for k, v in snapshot.departments.items() if k in scope.department_ids},
+        users={k: v for k, v in snapshot.users.items() if k in scope.userids},
+        memberships={k: v for k, v in snapshot.memberships.items() if k[0].lower() in scope.userids},
+    )
 
 
 def _staging_rows(snapshot: Snapshot) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
@@ -318,13 +387,19 @@ def _apply(
         staged = _staged(conn, snapshot_id)
         if staged["unchanged"]:
             result = _confirm_unchanged(conn, snapshot_id, staged)
+            conn.execute(sql.statements(MERGE)["carry_row_state"], {"sync_run_id": sync_run_id})
         else:
-            if not staged["partial"]:  # a partial snapshot is small: no statistics needed
-                _analyze_staging(conn)
+            _analyze_staging(conn, scoped=staged["partial"])
             params = {"snapshot_id": snapshot_id, "sync_run_id": sync_run_id, "partial": staged["partial"]}
             result = merge(conn, params, guard)
-            # A partial snapshot's digest says nothing about the directory: no shortcut may rely on it.
-            result["snapshot_digest"] = None if staged["partial"] else staged["digest"]
+            if staged["complete"]:  # fetched: the whole snapshot, even when only its changes were staged
+                result.update(departments_fetched=staged["departments"], users_fetched=staged["users"],
+                              memberships_fetched=staged["memberships"])  # fmt: skip
+                statements = sql.statements(MERGE)
+                conn.execute(statements["forget_row_state"])
+                conn.execute(statements["save_row_state"], params)
+            # The digest of the ids events named says nothing about the directory: no shortcut may rely on it.
+            result["snapshot_digest"] = staged["digest"] if staged["complete"] else None
         if events:  # the callback events this merge applied, marked in its transaction
             conn.execute(
                 sql.statements("callbacks/events.sql")["mark_processed"],
@@ -342,7 +417,7 @@ def _apply(
 def _staged(conn: Any, snapshot_id: int) -> dict[str, Any]:
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT digest, unchanged, partial, departments, users, memberships FROM wecom_staging.snapshots"
+            "SELECT digest, unchanged, partial, complete, departments, users, memberships FROM wecom_staging.snapshots"
             " WHERE snapshot_id = %s",
             (snapshot_id,),
         )
@@ -374,19 +449,24 @@ def _confirm_unchanged(conn: Any, snapshot_id: int, staged: dict[str, Any]) -> d
     return result
 
 
-def _analyze_staging(conn: Any) -> None:
-    """Fresh statistics for fresh staging, so the merge's joins are planned for its size. A first sync has
-    nothing to join against: every plan is a scan of staging, whatever the statistics say."""
+def _analyze_staging(conn: Any, scoped: bool) -> None:
+    """Fresh statistics for fresh staging (and, for a scoped merge, for directory tables filled since
+    autovacuum last came by), so the merge's joins are planned for their sizes. A first sync has nothing to join against: every
+    plan is a scan of staging, whatever the statistics say."""
     if conn.execute(
         "SELECT EXISTS (SELECT 1 FROM wecom.users) OR EXISTS (SELECT 1 FROM wecom.departments)"
     ).fetchone()[0]:
         for table, columns in STAGING_KEYS.items():
             conn.execute(f"ANALYZE wecom_staging.{table} {columns}")
+        if scoped:  # it starts from the few ids in scope: only with real sizes is that the plan
+            conn.execute("ANALYZE wecom_staging.scope_users, wecom_staging.scope_departments")
+            for (table,) in conn.execute(sql.statements(MERGE)["stale_statistics"]).fetchall():
+                conn.execute(f"ANALYZE wecom.{table}")
 
 
 def merge(conn: Any, params: dict[str, Any], guard: RemovalGuard) -> dict[str, Any]:
     """The history-keeping merge of one staged snapshot, inside the caller's transaction; returns counts."""
-    statements = sql.statements(MERGE)
+    statements = scoped_statements() if params["partial"] else whole_statements()
     with conn.cursor() as cur:
         cur.execute(statements["fetched"], params)
         result = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
@@ -405,3 +485,18 @@ def merge(conn: Any, params: dict[str, Any], guard: RemovalGuard) -> dict[str, A
             result[figure] = count
     result["rows_written"] = written
     return result
+
+
+def scoped_statements() -> dict[str, str]:
+    """The merge for a scoped snapshot: the ``-- scoped`` lines keep it inside its scope (and, as plain
+    semi-joins, let the planner start from the few ids in scope)."""
+    return sql.statements(MERGE)
+
+
+@functools.cache
+def whole_statements() -> dict[str, str]:
+    """The merge for a snapshot staged whole: everything is in scope, so the ``-- scoped`` lines go."""
+    return {
+        name: "\n".join(line for line in text.splitlines() if not line.endswith("-- scoped"))
+        for name, text in sql.statements(MERGE).items()
+    }

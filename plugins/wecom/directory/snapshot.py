@@ -6,8 +6,10 @@ the whole fetch, so a partial directory can never be applied (and never soft-del
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ class Snapshot:
     departments: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # key: lowercased userid
     memberships: dict[tuple[str, int], tuple[int, bool]] = field(default_factory=dict)
+    # key: lowercased userid; a digest of the member's row and memberships, for the next full sync to
+    # tell what changed (``wecom.directory.load.row_state``).
+    member_digests: dict[str, bytes] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -174,19 +179,34 @@ def normalize_member(raw: Any, listed_in: int) -> tuple[dict[str, Any], list[tup
     return user, memberships
 
 
-def add_member(snapshot: Snapshot, member: tuple[dict[str, Any], list[tuple[int, int, bool]]]) -> None:
-    """Merge a normalized member: one row per userid case-insensitively, memberships united."""
+Member = tuple[dict[str, Any], list[tuple[int, int, bool]]]
+
+
+def member_digest(member: Member) -> bytes:
+    """8 bytes that change whenever the member's row or memberships do."""
+    return hashlib.blake2b(repr(member).encode(), digest_size=8).digest()
+
+
+def add_member(snapshot: Snapshot, member: Member, digest: bytes | None = None) -> None:
+    """Merge a normalized member: one row per userid case-insensitively, memberships united. Listed
+    twice with different data (a change mid-fetch, or spellings of one userid), its digest is made one
+    that matches nothing, so the next full sync re-merges it rather than trust either listing."""
     user, memberships = member
-    existing = snapshot.users.setdefault(user["userid"].lower(), user)
+    key = user["userid"].lower()
+    digest = digest or member_digest(member)
+    existing = snapshot.users.setdefault(key, user)
+    if snapshot.member_digests.setdefault(key, digest) != digest:
+        snapshot.member_digests[key] = os.urandom(8)
     for dept_id, order, leader in memberships:
-        key = (existing["userid"], dept_id)
-        if key not in snapshot.memberships or order or leader:
-            snapshot.memberships[key] = (order, leader)
+        membership = (existing["userid"], dept_id)
+        if membership not in snapshot.memberships or order or leader:
+            snapshot.memberships[membership] = (order, leader)
 
 
-def _list_and_normalize(hook: WeComHook, dept_id: int) -> list[tuple[dict[str, Any], list]]:
-    """Runs in a worker thread, so validation overlaps with waiting on other departments' calls."""
-    return [normalize_member(raw, dept_id) for raw in hook.list_department_members(dept_id)]
+def _list_and_normalize(hook: WeComHook, dept_id: int) -> list[tuple[Member, bytes]]:
+    """Runs in a worker thread, so validation and digests overlap with waiting on other calls."""
+    members = [normalize_member(raw, dept_id) for raw in hook.list_department_members(dept_id)]
+    return [(member, member_digest(member)) for member in members]
 
 
 def fetch_snapshot(hook: WeComHook, concurrency: int = 4) -> Snapshot:
@@ -218,7 +238,7 @@ def fetch_snapshot(hook: WeComHook, concurrency: int = 4) -> Snapshot:
             )
             raise error
     for future, _ in sorted(futures.items(), key=lambda item: item[1]):  # department order: deterministic
-        for member in future.result():
-            add_member(snapshot, member)
+        for member, digest in future.result():
+            add_member(snapshot, member, digest)
     log.info("Fetched a complete snapshot: %s", snapshot.counts())
     return snapshot
