@@ -34,8 +34,9 @@ def test_dag_folder_imports_without_errors_and_holds_the_four_dags():
         assert dag.doc_md and dag.catchup is False
         if (
             dag.dag_id == "wecom_directory_events"
-        ):  # every minute, and it only reads (the :00/:30 rush is sends)
-            assert dag.timetable.expression == "* * * * *" and dag.max_active_runs == 1
+        ):  # woken by the inbox asset, else every minute; it only reads
+            assert dag.timetable.timetable.expression == "* * * * *" and dag.max_active_runs == 1
+            assert dag.timetable.asset_condition.name == "wecom.callback_events"
             continue
         minutes = dag.timetable.expression.split()[0]
         assert minutes not in ("0", "30", "*/10", "*/30") and not minutes.startswith(
