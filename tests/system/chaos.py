@@ -108,6 +108,7 @@ class Chaos:
         # directory is empty, so everything is to catch up.
         self.lost_since_sync = 1
         self.faults: Counter[str] = Counter()
+        self.checks: Counter[str] = Counter()  # how often each conditional invariant was checked
         self.violations: list[str] = []
         self.expected_directory: dict | None = None
         self.seen_twice: set[tuple[str, str]] = set()
@@ -187,7 +188,8 @@ class Chaos:
         faults = self.rng.choice(EVENT_FAULTS)
         for name in faults:
             self.faults[f"callbacks {name}"] += 1
-        self.sim.send_callbacks(self.receiver.url, **CALLBACK_SECRETS, **faults)
+        token, aes_key = CALLBACK_SECRETS["callback_token"], CALLBACK_SECRETS["callback_aes_key"]
+        self.sim.send_callbacks(self.receiver.url, token, aes_key, **faults)
         killer = None
         if self.rng.random() < 0.25:
             killer = threading.Timer(self.rng.uniform(0.0, 0.2), self.receiver.kill)
@@ -222,10 +224,12 @@ class Chaos:
             self.violation(n, f"{waiting} contact events left unprocessed")
         if lost:
             self.faults["callbacks lost (dropped, or given up while the receiver was down)"] += lost
-        if not self.lost_since_sync and directory_in_warehouse(self.db_url) != directory_of_org(
-            self.sim.org()
-        ):
-            self.violation(n, "no event was lost, yet the directory differs from WeCom before the full sync")
+        if not self.lost_since_sync:
+            self.checks["directory = WeCom after the events, before the full sync"] += 1
+            got, wecom = directory_in_warehouse(self.db_url), directory_of_org(self.sim.org())
+            if got != wecom:
+                self.violation(n, "no event was lost, yet the directory differs from WeCom before the full sync: "
+                               + difference(got, wecom))  # fmt: skip
 
     def sync_directory(self, n: int) -> None:
         def task() -> None:
@@ -233,19 +237,33 @@ class Chaos:
             directory.apply(directory.fetch(dag_run_id=f"chaos-{n}")["snapshot_id"], dag_run_id=f"chaos-{n}")
 
         org = self.sim.org()  # the org does not change during the round
-        if self.attempts("directory", task, drop=self.rng.random() < 0.4):
+        synced = self.attempts("directory", task, drop=self.rng.random() < 0.4)
+        if not synced:  # after the incident, the operator clears the faults and the failed task
+            self.sim.clear_faults()
+            synced = self.attempts("directory-cleared", task)
+            if not synced:
+                self.violation(n, "the directory sync failed even without faults")
+        if synced:
             self.expected_directory = directory_of_org(org)
             with psycopg.connect(self.db_url) as conn:
                 drift = conn.execute("SELECT drift FROM wecom.sync_runs WHERE kind = 'full' AND status = 'succeeded'"
                                      " ORDER BY sync_run_id DESC LIMIT 1").fetchone()[0]  # fmt: skip
-            if drift and not self.lost_since_sync:
-                self.violation(n, f"the full sync found drift {drift} though no event was lost")
+            if not self.lost_since_sync:
+                self.checks["no drift in a full sync after no lost event"] += 1
+                if drift:
+                    self.violation(n, f"the full sync found drift {drift} though no event was lost")
             self.lost_since_sync = 0
-        elif self.expected_directory is None:
-            return
+        elif self.lost_since_sync:
+            return  # behind WeCom by the lost events, as expected, until a full sync succeeds
+        else:  # the events brought it to WeCom's state, and a failed sync changed nothing
+            self.expected_directory = directory_of_org(org)
         got = directory_in_warehouse(self.db_url)
         if got != self.expected_directory:
-            self.violation(n, "the directory tables differ from the last complete snapshot")
+            self.violation(
+                n,
+                "the directory tables differ from the last complete snapshot: "
+                + difference(got, self.expected_directory),
+            )
 
     def send(self, n: int) -> None:
         day = weekday(n)
@@ -383,6 +401,16 @@ def _run_logged(task: Callable[[], None], log: Path) -> None:
     os._exit(0)
 
 
+def difference(got: dict, expected: dict) -> str:
+    """What the warehouse has that WeCom has not (+) and the other way round (-), a few of each."""
+    parts = []
+    for table in expected:
+        extra, missing = sorted(got[table] - expected[table])[:3], sorted(expected[table] - got[table])[:3]
+        if extra or missing:
+            parts.append(f"{table} +{extra} -{missing}")
+    return "; ".join(parts)
+
+
 def directory_of_org(org: dict) -> dict:
     return {
         "departments": {(d["id"], d["name"], d.get("parentid")) for d in org["departments"]},
@@ -448,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         "gettoken_calls": stats["calls"].get("gettoken", 0),
         "callback_events_stored": events[0],
         "callback_events_processed": events[1],
+        "checks": dict(chaos.checks),
         "violations": len(chaos.violations),
         "leaks": len(leaks),
         "places_scanned": scanned,
