@@ -73,5 +73,14 @@ class SimulatorAdmin:
         ``acknowledged`` and ``given_up``: the sha256 of each event's plaintext, as the inbox keys it."""
         return self._call("GET", "callbacks")
 
+    def click(self, userid: str, task_id: str, key: str) -> dict[str, Any]:
+        """``userid`` taps button ``key`` on card ``task_id``: WeCom posts the template_card_event callback."""
+        return self._call("POST", "click", {"userid": userid, "task_id": task_id, "key": key})
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Every button card sent: its keys, the clicks, and what each recipient sees now (``shown``: None
+        for the buttons, else the text that replaced them)."""
+        return self._call("GET", "cards")["cards"]
+
     def set_robot(self, key: str, disabled: bool) -> None:
         self._call("POST", "robots", {"key": key, "disabled": disabled})

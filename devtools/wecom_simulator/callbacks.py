@@ -101,7 +101,10 @@ class CallbackSender:
         threading.Thread(target=self._run, name="wecom-sim-callbacks", daemon=True).start()
 
     def emit(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        messages = [contact_event(self.corp_id, change, **ids) for change, ids in batch]
+        self.emit_messages([contact_event(self.corp_id, change, **ids) for change, ids in batch])
+
+    def emit_messages(self, messages: list[bytes]) -> None:
+        """Post these plaintext messages, sealed, with the configured faults."""
         out = []
         for message in messages:
             self.stats["events"] += 1

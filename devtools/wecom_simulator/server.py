@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from wecom_simulator.callbacks import CallbackFaults, CallbackSender, events_for
+from wecom_simulator.cards import Cards, card_event
 from wecom_simulator.org import Org, generate_org
 
 TEXT_LIMIT = 2048
@@ -88,6 +89,7 @@ class SimulatorState:
         self.concurrency_rejections = 0
         self._next_msgid = 0
         self.callbacks: CallbackSender | None = None  # set through /_admin/callbacks
+        self.cards = Cards(config.time_scale)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -237,6 +239,7 @@ class WeComApi:
             "user/list_id": self.user_list_id,
             "message/send": self.message_send,
             "message/recall": self.message_recall,
+            "message/update_template_card": self.update_template_card,
         }
         if method == "POST" and path in posts:
             try:
@@ -407,6 +410,12 @@ class WeComApi:
             if body.get("enable_duplicate_check"):
                 self.state.sent_bodies[hashlib.sha256(raw).hexdigest()] = (now, msgid)
             content = _content_of(body)
+            extra = {}
+            if (
+                body.get("msgtype") == "template_card"
+                and body["template_card"].get("card_type") != "text_notice"
+            ):
+                extra["response_code"] = self.state.cards.sent(body["template_card"], list(recipients), now)
             for userid in recipients:
                 row = {
                     "msgid": msgid,
@@ -425,6 +434,7 @@ class WeComApi:
             invalidtag="|".join(invalid_tags),
             unlicenseduser="|".join(unlicensed),
             msgid=msgid,
+            **extra,
         )
 
     def _validate_content(self, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -447,12 +457,23 @@ class WeComApi:
             articles = section.get("articles")
             if not isinstance(articles, list) or not 1 <= len(articles) <= 8:
                 return err(40058, "articles must hold 1 to 8 items")
+        elif msgtype == "template_card" and section.get("card_type") == "button_interaction":
+            with self.state.lock:
+                return self.state.cards.validate(
+                    section, callbacks_configured=self.state.callbacks is not None
+                )
         elif msgtype == "template_card":
             if section.get("card_type") != "text_notice" or not isinstance(section.get("main_title"), dict):
-                return err(40058, "only text_notice cards with a main_title are supported")
+                return err(40058, "only text_notice and button_interaction cards are supported")
         else:
             return err(40008, "invalid message type")
         return None
+
+    def update_template_card(self, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        if body.get("agentid") != self.state.config.agent_id:
+            return err(42015, "the card was not sent by this app")
+        with self.state.lock:
+            return self.state.cards.update(body, time.monotonic())
 
     def message_recall(self, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
         msgid = body.get("msgid")
@@ -593,6 +614,22 @@ class SimulatorAdminApi:
                 state.callbacks = CallbackSender(body["url"], body["token"], body["aes_key"], state.config.corp_id,
                                                  faults)  # fmt: skip
             return {"ok": True}
+        if path == "click" and method == "POST":  # a member taps a button: WeCom posts the callback
+            with state.lock:
+                clicked = state.cards.click(str(body["userid"]).lower(), body["task_id"], body["key"],
+                                            time.monotonic())  # fmt: skip
+                sender = state.callbacks
+            if isinstance(clicked, dict):
+                return clicked
+            code, _ = clicked
+            if sender is None:
+                return {"error": "no callback URL configured: POST /_admin/callbacks first"}
+            sender.emit_messages([card_event(state.config.corp_id, state.config.agent_id, str(body["userid"]),
+                                             body["task_id"], body["key"], code)])  # fmt: skip
+            return {"ok": True, "response_code": code}
+        if path == "cards" and method == "GET":  # what each recipient sees now
+            with state.lock:
+                return {"cards": state.cards.view()}
         if path == "callbacks" and method == "GET":
             sender = state.callbacks
             return {"configured": sender is not None, "idle": sender.idle() if sender else True,
