@@ -40,6 +40,7 @@ def _inbox_watchers() -> list[AssetWatcher]:
     conn_id = wakeup_conn_id()
     if not conn_id:
         return []
+    # Imported only when wanted: importing it loads every provider's queue classes.
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
     trigger = MessageQueueTrigger(

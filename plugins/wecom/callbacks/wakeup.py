@@ -14,6 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from airflow.providers.redis.hooks.redis import RedisHook
+
 from wecom.assets import WAKEUP_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,6 @@ class Wakeup:
 
     def _redis(self) -> Any:
         if self._client is None:
-            from airflow.providers.redis.hooks.redis import RedisHook
-
             client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()
             # The hook sets no timeouts: a Redis that does not answer must not hold the thread for minutes.
             client.connection_pool.connection_kwargs.update(
@@ -71,7 +71,3 @@ class Wakeup:
             )
             self._client = client
         return self._client
-
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait for what was asked so far to be published (tests, and a clean shutdown)."""
-        self._executor.submit(lambda: None).result(timeout)
