@@ -417,8 +417,8 @@ def _apply(
 def _staged(conn: Any, snapshot_id: int) -> dict[str, Any]:
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT digest, unchanged, partial, complete, departments, users, memberships FROM wecom_staging.snapshots"
-            " WHERE snapshot_id = %s",
+            "SELECT digest, unchanged, partial, complete, departments, users, memberships"
+            " FROM wecom_staging.snapshots WHERE snapshot_id = %s",
             (snapshot_id,),
         )
         row = cur.fetchone()
@@ -451,8 +451,8 @@ def _confirm_unchanged(conn: Any, snapshot_id: int, staged: dict[str, Any]) -> d
 
 def _analyze_staging(conn: Any, scoped: bool) -> None:
     """Fresh statistics for fresh staging (and, for a scoped merge, for directory tables filled since
-    autovacuum last came by), so the merge's joins are planned for their sizes. A first sync has nothing to join against: every
-    plan is a scan of staging, whatever the statistics say."""
+    autovacuum last came by), so the merge's joins are planned for their sizes. A first sync has nothing
+    to join against: every plan is a scan of staging, whatever the statistics say."""
     if conn.execute(
         "SELECT EXISTS (SELECT 1 FROM wecom.users) OR EXISTS (SELECT 1 FROM wecom.departments)"
     ).fetchone()[0]:
