@@ -78,6 +78,16 @@ ERRCODES: dict[int, tuple[Reaction, str]] = {
     44004: (Reaction.CALLER, "empty content"),
     45002: (Reaction.CALLER, "content too large"),
     45029: (Reaction.CALLER, "response too large: split the request"),
+    # Answerable cards (template_card button_interaction, message/update_template_card).
+    43012: (Reaction.CONFIG, "the app has no callback URL, so it cannot send answerable cards: set one (README)"),
+    60140: (Reaction.ITEM, "the response_code was used already or expired (single use, 72 hours)"),
+    42014: (Reaction.CALLER, "task_id is invalid or already used by this app"),
+    42015: (Reaction.CALLER, "the card was not sent by this app"),
+    42016: (Reaction.ITEM, "the card's task_id does not exist"),
+    42017: (Reaction.CALLER, "no such button key on the card"),
+    42018: (Reaction.CALLER, "invalid button key"),
+    42038: (Reaction.CALLER, "a button's text is missing or invalid"),
+    42039: (Reaction.CALLER, "a button's key is missing, invalid or repeated"),
 }
 # fmt: on
 

@@ -75,6 +75,7 @@ class SendResult:
     invalid_tags: list[str] = field(default_factory=list)
     unlicensed_users: list[str] = field(default_factory=list)
     errcode: int = OK
+    response_code: str | None = field(default=None, repr=False)  # answerable cards: one card update
 
     @property
     def all_invalid(self) -> bool:
@@ -253,7 +254,16 @@ class WeComHook(BaseWeComHook):
             invalid_parties=_split(body.get("invalidparty")),
             invalid_tags=_split(body.get("invalidtag")),
             unlicensed_users=_split(body.get("unlicenseduser")),
+            response_code=body.get("response_code") or None,
         )
+
+    def update_card_buttons(self, response_code: str, userids: list[str], replace_name: str) -> None:
+        """Turn the buttons of an answerable card into ``replace_name`` for these members. Each
+        ``response_code`` (from the send, or from a click's callback) works once, within 72 hours; a used
+        or expired one raises ``WeComItemError`` (60140)."""
+        body = {"userids": userids, "agentid": self.agent_id, "response_code": response_code,
+                "button": {"replace_name": replace_name}}  # fmt: skip
+        self.call("POST", "message/update_template_card", json=body)
 
     def recall_message(self, msgid: str) -> None:
         """Recall a message sent within the last 24 hours."""

@@ -7,6 +7,8 @@ gives the same bytes, which WeCom's duplicate check relies on to absorb a retry.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ TEXTCARD_TITLE_LIMIT = 128
 TEXTCARD_DESCRIPTION_LIMIT = 512
 MAX_USERS, MAX_PARTIES, MAX_TAGS = 1000, 100, 100
 MAX_DUPLICATE_CHECK_INTERVAL = 4 * 3600
+TASK_ID = re.compile(r"[A-Za-z0-9_\-@]{1,128}")  # an answerable card's task_id
 
 
 class MessageError(WeComDataError):
@@ -113,6 +116,56 @@ def text_notice_card(
         ]
     if jumps:
         card["jump_list"] = [{"type": 1, "title": t, "url": u} for t, u in jumps]
+    return {"msgtype": "template_card", "template_card": card}
+
+
+def task_id_for(key: str) -> str:
+    """A card's ``task_id`` from a ledger key: WeCom allows 1-128 of letters, digits and ``_-@``, unique per
+    app. The same key always gives the same id, so a retried send is still one card."""
+    readable = re.sub(r"[^A-Za-z0-9_\-@]", "_", key)[:100]
+    return f"{readable}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def button_card(
+    title: str,
+    task_id: str,
+    buttons: list[tuple[str, str]],
+    description: str = "",
+    fields: list[tuple[str, str]] | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """A template_card of type button_interaction: a title, key/value rows, and up to 6 buttons
+    (``(text, key)``) whose taps come back as ``template_card_event`` callbacks carrying the key."""
+    if not TASK_ID.fullmatch(task_id):
+        raise MessageError(
+            f"task_id {task_id!r:.140} must be 1-128 of letters, digits and _-@: use task_id_for"
+        )
+    if not 1 <= len(buttons) <= 6:
+        raise MessageError("an answerable card takes 1 to 6 buttons")
+    keys = [key for _, key in buttons]
+    if len(set(keys)) != len(keys) or not all(keys):
+        raise MessageError("button keys must be present and distinct")
+    fields = fields or []
+    if len(fields) > 6:
+        raise MessageError("an answerable card takes at most 6 fields")
+    card: dict[str, Any] = {
+        "card_type": "button_interaction",
+        "task_id": task_id,
+        "main_title": {"title": _limit(_require(title, "card title"), "card title", 128)},
+        "button_list": [
+            {"text": _limit(_require(text, "button text"), "button text", 40), "style": 1 if n == 0 else 2,
+             "key": _limit(key, "button key", 1024)}
+            for n, (text, key) in enumerate(buttons)
+        ],
+    }  # fmt: skip
+    if description:
+        card["main_title"]["desc"] = _limit(description, "card description", 512)
+    if fields:
+        card["horizontal_content_list"] = [
+            {"keyname": k[:20], "value": _limit(v, f"card field {k}", 128)} for k, v in fields
+        ]
+    if url:
+        card["card_action"] = {"type": 1, "url": url}
     return {"msgtype": "template_card", "template_card": card}
 
 
