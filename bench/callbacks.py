@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,25 +32,13 @@ from wecom_dev.environment import (
     postgres_conn_json,
     scratch_database,
     simulator_process,
+    start_receiver,
     wecom_conn_json,
 )
 from wecom_simulator import SimulatorAdmin, SimulatorConfig
 
 TOKEN, AES_KEY = "benchCallbackToken", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 CRYPTO = CallbackCrypto.from_settings(TOKEN, AES_KEY, SimulatorConfig().corp_id)
-
-
-def receiver_process(env: dict[str, str], port: int) -> subprocess.Popen:
-    command = [os.path.join(os.path.dirname(sys.executable), "wecom-callback-receiver"), "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    process.stdout.readline()  # {"listening": ...}
-    url = f"http://127.0.0.1:{port}/health"
-    while True:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return process
-        except requests.RequestException:
-            time.sleep(0.1)
 
 
 def post_all(url: str, n: int) -> list[float]:
@@ -93,7 +80,7 @@ def main() -> None:
         }
         env = {**os.environ, **{f"AIRFLOW_CONN_{k.upper()}": v for k, v in conns.items()}}
         port = 18790 + os.getpid() % 1000
-        receiver = receiver_process(env, port)
+        receiver = start_receiver(port, subprocess.DEVNULL, env)
         try:
             with airflow_connections(**conns):
                 run(args, f"http://127.0.0.1:{port}/wecom/callback", db_url, SimulatorAdmin(sim_url))

@@ -8,9 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
+
+import requests
 
 from wecom_dev.postgres import find_server
 from wecom_simulator.server import SimulatorConfig
@@ -84,6 +89,26 @@ def simulator_process(*args: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def start_receiver(
+    port: int, out: IO | int | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``wecom-callback-receiver`` as deployed, in its own process, once its ``/health`` answers (the
+    caller stops it: a chaos run kills and restarts it on the same port)."""
+    command = [str(Path(sys.executable).parent / "wecom-callback-receiver"), "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except requests.RequestException:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"wecom-callback-receiver did not come up on port {port}")
+        time.sleep(0.1)
 
 
 @contextmanager

@@ -51,7 +51,6 @@ os.environ.setdefault("AIRFLOW_HOME", str(HOME / "airflow"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import psycopg  # noqa: E402
-import requests  # noqa: E402
 
 from wecom.delivery import Claimant  # noqa: E402
 from wecom.directory import tasks as directory  # noqa: E402
@@ -66,6 +65,7 @@ from wecom_dev.environment import (  # noqa: E402
     postgres_conn_json,
     scratch_database,
     simulator_process,
+    start_receiver,
     wecom_conn_json,
 )
 from wecom_dev.leaks import files, find_leaks, postgres_rows  # noqa: E402
@@ -354,19 +354,8 @@ class Receiver:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        command = [str(Path(sys.executable).parent / "wecom-callback-receiver"), "--port", str(self.port)]
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the callback receiver did not come up; see {self.log}")
-            time.sleep(0.1)
+            self.process = start_receiver(self.port, out)
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:

@@ -187,11 +187,11 @@ DELETE FROM wecom_staging.scope_users WHERE snapshot_id = %(snapshot_id)s;
 -- name: drop_snapshot_scope_departments
 DELETE FROM wecom_staging.scope_departments WHERE snapshot_id = %(snapshot_id)s;
 
--- name: record_staged_snapshot
+-- name: record_snapshot
 INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, partial, complete, row_state, departments, users,
                                      memberships)
-VALUES (%(dag_run_id)s, %(digest)s, false, %(partial)s, %(complete)s, %(row_state)s, %(departments)s, %(users)s,
-        %(memberships)s)
+VALUES (%(dag_run_id)s, %(digest)s, %(unchanged)s, %(partial)s, %(complete)s, %(row_state)s, %(departments)s,
+        %(users)s, %(memberships)s)
 RETURNING snapshot_id;
 
 -- name: applied_state

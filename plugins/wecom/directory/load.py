@@ -129,7 +129,7 @@ def stage_snapshot(
     digest = state_digest(state)
     counts = snapshot.counts()
     if digest == last_applied_digest(conn):
-        snapshot_id = _record_snapshot(conn, dag_run_id, counts, digest, unchanged=True)
+        snapshot_id = _record_snapshot(conn, dag_run_id, counts, digest=digest, unchanged=True)
         log.info("Snapshot %s is identical to the last applied one: nothing staged", snapshot_id)
         return snapshot_id
     changed = _changed_since_applied(conn, state)
@@ -155,11 +155,8 @@ def _stage(
 ) -> int:
     """COPY the snapshot's rows (binary, formatted while the previous piece is sent) in one transaction."""
     with conn.cursor() as cur, conn.cursor() as formatter, conn.transaction():
-        snapshot_id = conn.execute(
-            sql.statements(MERGE)["record_staged_snapshot"],
-            {"dag_run_id": dag_run_id, "digest": digest, "partial": scope is not None, "complete": complete,
-             "row_state": state, **counts},
-        ).fetchone()[0]  # fmt: skip
+        snapshot_id = _record_snapshot(conn, dag_run_id, counts, digest=digest, partial=scope is not None,
+                                       complete=complete, state=state)  # fmt: skip
         # Every staged row takes the snapshot id from this setting (the column's default).
         conn.execute("SELECT set_config('wecom.snapshot_id', %s, true)", (str(snapshot_id),))
         for table, rows in _staging_rows(snapshot):
@@ -174,13 +171,19 @@ def _stage(
 
 
 def _record_snapshot(
-    conn: Any, dag_run_id: str | None, counts: dict[str, int], digest: str | None, unchanged: bool
+    conn: Any,
+    dag_run_id: str | None,
+    counts: dict[str, int],
+    *,
+    digest: str | None,
+    unchanged: bool = False,
+    partial: bool = False,
+    complete: bool = True,
+    state: bytes | None = None,
 ) -> int:
-    return conn.execute(
-        "INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, departments, users, memberships)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING snapshot_id",
-        (dag_run_id, digest, unchanged, counts["departments"], counts["users"], counts["memberships"]),
-    ).fetchone()[0]
+    params = {"dag_run_id": dag_run_id, "digest": digest, "unchanged": unchanged, "partial": partial,
+              "complete": complete, "row_state": state, **counts}  # fmt: skip
+    return conn.execute(sql.statements(MERGE)["record_snapshot"], params).fetchone()[0]
 
 
 def _stage_scope(conn: Any, snapshot_id: int, scope: Scope) -> None:
@@ -466,7 +469,8 @@ def _analyze_staging(conn: Any, scoped: bool) -> None:
 
 def merge(conn: Any, params: dict[str, Any], guard: RemovalGuard) -> dict[str, Any]:
     """The history-keeping merge of one staged snapshot, inside the caller's transaction; returns counts."""
-    statements = scoped_statements() if params["partial"] else whole_statements()
+    # A scoped snapshot keeps its ``-- scoped`` lines: plain semi-joins, so the plan starts from its few ids.
+    statements = sql.statements(MERGE) if params["partial"] else whole_statements()
     with conn.cursor() as cur:
         cur.execute(statements["fetched"], params)
         result = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
@@ -485,12 +489,6 @@ def merge(conn: Any, params: dict[str, Any], guard: RemovalGuard) -> dict[str, A
             result[figure] = count
     result["rows_written"] = written
     return result
-
-
-def scoped_statements() -> dict[str, str]:
-    """The merge for a scoped snapshot: the ``-- scoped`` lines keep it inside its scope (and, as plain
-    semi-joins, let the planner start from the few ids in scope)."""
-    return sql.statements(MERGE)
 
 
 @functools.cache
