@@ -144,11 +144,12 @@ def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
         "one asset event per directory table, with the counts, for the sync that changed it (none for the other)",
     )
 
-    # The run the unpause creates is for the latest interval: seeding and unpausing must fall in one.
+    # The unpause must create exactly one run, for the interval the seed is for: seed and unpause well
+    # inside one interval, after the dag-processor has re-parsed since its start (it plans the next run).
     now = datetime.now(LOCAL_TZ)
-    to_next = (last_interval_end(now) + REMINDER_INTERVAL - now).total_seconds()
-    if to_next < 90:
-        time.sleep(to_next + 2)
+    since = (now - last_interval_end(now)).total_seconds()
+    if not 45 <= since <= REMINDER_INTERVAL.total_seconds() - 90:
+        time.sleep((45 - since) % REMINDER_INTERVAL.total_seconds())
     digest_day = next_weekday(datetime.now(LOCAL_TZ).date() + timedelta(days=1))
     end = last_interval_end(datetime.now(LOCAL_TZ))
     start = end - 6 * REMINDER_INTERVAL
