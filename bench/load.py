@@ -26,6 +26,7 @@ from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
 from wecom.interviews.mapping import refresh_mapping
+from wecom.interviews.answers import record_cards
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
@@ -138,8 +139,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             summary = Summary()
             for n in range(144):
                 window_start = first + n * REMINDER_INTERVAL
-                messages, _ = reminder_messages(wh, wh, window_start, window_start + REMINDER_INTERVAL)
-                summary.add(sender.send(messages))
+                due = reminder_messages(wh, wh, window_start, window_start + REMINDER_INTERVAL)
+                record_cards(wh, due.cards)
+                summary.add(sender.send(due.messages))
             return summary
 
         return [measure("Digest for the day", digest, hook), measure("A day of reminders", reminders, hook)]

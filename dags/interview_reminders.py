@@ -6,14 +6,19 @@ Every 10 minutes (at :03, :13, ... Asia/Shanghai, off the :00/:30 rush), for the
 
 - a reminder to each interviewer whose interview starts `lead_minutes` (30) after a moment in the interval,
   so consecutive runs neither miss nor repeat one. Cancelled interviews get none; a rescheduled one is
-  reminded for its new time (the ledger key includes the scheduled start);
+  reminded for its new time (the ledger key includes the scheduled start). With `reminder_style: card`
+  (the default) the reminder is an answerable card, **确认参加 / 无法参加**; the answers are processed by
+  `interview_answers`. Interviewers in `wecom.markdown_only_users`, and everyone when WeCom refuses cards
+  to the app (43012: no callback URL), get the markdown reminder; the ledger row says why;
+- an escalation to the interviewer's department leaders when a delivered card is still unanswered
+  `escalate_minutes` (15) before the start: once, never after the start (0 turns it off);
 - a feedback nudge for interviews that ended more than `feedback_after_hours` (2) ago without this
   interviewer's feedback: at most once a day.
 
 **Backfill after an outage**: `airflow backfill create --dag-id interview_reminders --reprocess-behavior failed
 --from-date A --to-date B` (A and B are interval starts; `failed` re-runs the runs that failed in the outage).
 Reminders for interviews that have already started are recorded as `expired` (not sent) unless the backfill
-has run conf `{"send_stale": true}`; reminders still ahead are sent; feedback nudges are sent; re-running
+has run conf `{"send_stale": true}` (escalations always expire at the start); reminders still ahead are sent; feedback nudges are sent; re-running
 intervals already done sends nothing new (see `wecom.message_log`).
 
 **Preview**: trigger with `dry_run: true` to read the window's messages in the task log and in the task's
@@ -56,6 +61,19 @@ with DAG(
             2, type="number", minimum=0, description="Nudge for feedback after this long."
         ),
         "language": Param("zh", enum=["zh", "en"], description="Template language."),
+        "reminder_style": Param(
+            "card",
+            enum=["card", "markdown"],
+            description="card: answerable (确认参加 / 无法参加); markdown: a plain message.",
+        ),
+        "escalate_minutes": Param(
+            15,
+            type="integer",
+            minimum=0,
+            maximum=1439,
+            description="Tell the department leader this long before the start when a card is unanswered"
+            " (0: never). Less than lead_minutes.",
+        ),
         "dry_run": Param(
             False,
             type="boolean",

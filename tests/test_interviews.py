@@ -14,6 +14,7 @@ from wecom import warehouse
 from wecom.delivery import AppMessages, Claimant, Outgoing, Sender
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
+from wecom.interviews.answers import record_cards
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ, md
@@ -208,8 +209,9 @@ def _run_windows(source, wh, start, count, **options):
     totals = {"sent": 0, "already_done": 0, "expired": 0}
     for n in range(count):
         window = (start + timedelta(minutes=10 * n), start + timedelta(minutes=10 * (n + 1)))
-        messages, _ = reminder_messages(source, wh, *window, **options)
-        summary = sender.send(messages)
+        due = reminder_messages(source, wh, *window, **options)
+        record_cards(wh, due.cards)
+        summary = sender.send(due.messages)
         for key in totals:
             totals[key] += getattr(summary, key)
     return totals
@@ -342,7 +344,7 @@ def test_unmapped_interviewers_are_warned_about_once_until_something_changes(wor
     warnings = []
     for _ in range(3):
         caplog.clear()
-        _, report = reminder_messages(source, wh, *window, feedback_after_hours=10_000)
+        report = reminder_messages(source, wh, *window, feedback_after_hours=10_000).report
         assert report["unmapped"] == ["无人认领 (platform user 3)"]
         warnings.append([r.getMessage() for r in caplog.records if r.levelname == "WARNING"])
     assert len(warnings[0]) == 1 and "无人认领" in warnings[0][0] and "new" in warnings[0][0]

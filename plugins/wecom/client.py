@@ -104,9 +104,12 @@ def exchange(
     path: str,
     params: dict[str, Any],
     data: bytes | None = None,
+    max_retries: int | None = None,
 ) -> dict[str, Any]:
     """A request to ``/cgi-bin/{path}`` and its WeCom body, with bounded, jittered retries of transient
-    faults; other errcodes come back in the body for the caller to react to."""
+    faults (``max_retries``, default the connection's; 0 for a call that must not be repeated blindly);
+    other errcodes come back in the body for the caller to react to."""
+    retries = settings.max_retries if max_retries is None else max_retries
     headers = dict(session.headers)
     if data is not None:
         headers["Content-Type"] = "application/json; charset=utf-8"
@@ -116,7 +119,7 @@ def exchange(
     request.prepare(
         method=method, url=f"{settings.base_url}/cgi-bin/{path}", params=params, data=data, headers=headers
     )
-    for attempt in range(settings.max_retries + 1):
+    for attempt in range(retries + 1):
         try:
             body = _send(session, settings, request, path)
             errcode = body.get("errcode", 0)
@@ -125,10 +128,10 @@ def exchange(
             problem = error_for(errcode, body.get("errmsg", ""), path)
         except WeComTransientError as exc:
             problem = exc
-        if attempt == settings.max_retries:
+        if attempt == retries:
             raise problem
         delay = random.uniform(0, min(settings.retry_backoff_max, settings.retry_backoff * 2**attempt))
-        log.warning("%s; retry %d/%d in %.2fs", problem, attempt + 1, settings.max_retries, delay)
+        log.warning("%s; retry %d/%d in %.2fs", problem, attempt + 1, retries, delay)
         time.sleep(delay)
     raise AssertionError("unreachable")
 

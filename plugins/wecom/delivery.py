@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from wecom import ledger
-from wecom.errors import USER_NOT_FOUND, WeComCallerError, WeComConfigError, WeComError, WeComItemError
+from wecom.errors import (
+    CARDS_NEED_CALLBACK,
+    USER_NOT_FOUND,
+    WeComCallerError,
+    WeComConfigError,
+    WeComError,
+    WeComItemError,
+)
 from wecom.hooks import SendResult, WeComHook
 from wecom.ledger import Claimant, Outcome, Outgoing
 from wecom.limits import MemberLimits
@@ -43,14 +50,27 @@ class Transport(Protocol):
 
 @dataclass(frozen=True)
 class AppMessages:
-    """Application messages (message/send) with WeCom's duplicate check on."""
+    """Application messages (message/send) with WeCom's duplicate check on.
+
+    A message with a ``fallback`` (an answerable card) goes out as the fallback when WeCom refuses cards
+    for the app's configuration (43012: no callback URL); after one refusal, the rest of the run sends
+    fallbacks straight away."""
 
     hook: WeComHook
     duplicate_check: DuplicateCheck = DuplicateCheck()
+    cards_refused: list[str] = field(default_factory=list, compare=False)
 
     def deliver(self, message: Outgoing) -> SendResult:
         to = message.to or {"touser": message.recipient}
-        return self.hook.send_message(request_body(to, message.payload, self.duplicate_check))
+        if message.fallback is None or not self.cards_refused:
+            try:
+                return self.hook.send_message(request_body(to, message.payload, self.duplicate_check))
+            except WeComConfigError as exc:
+                if message.fallback is None or exc.errcode != CARDS_NEED_CALLBACK:
+                    raise
+                self.cards_refused.append(str(exc))
+        result = self.hook.send_message(request_body(to, message.fallback, self.duplicate_check))
+        return replace(result, fallback=f"sent as markdown: {self.cards_refused[0]}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,7 @@ class Summary:
     failed: int = 0
     deferred: int = 0
     expired: int = 0
+    fallbacks: int = 0  # answerable cards sent as their markdown fallback
     limit_wait_seconds: float = 0.0  # slept for WeCom's per-member windows (not our work, not the API's)
     msgids: list[str] = field(default_factory=list)
     invalid_users: list[str] = field(default_factory=list)
@@ -185,8 +206,11 @@ class Sender:
         summary.sent += 1
         if result.msgid:
             summary.msgids.append(result.msgid)
-        return Outcome(message, "sent", result.msgid)
+        if result.fallback:
+            summary.fallbacks += 1
+            return Outcome(message, "sent", result.msgid, CARDS_NEED_CALLBACK, result.fallback)
+        return Outcome(message, "sent", result.msgid, response_code=result.response_code)
 
 
 def _finished(outcome: Outcome, at: float) -> Outcome:
-    return Outcome(outcome.message, outcome.status, outcome.msgid, outcome.errcode, outcome.reason, at)
+    return replace(outcome, finished=at)

@@ -41,6 +41,8 @@ BUSY = -1  # WeCom's "system busy"; also what a garbled or missing answer is rep
 NO_VALID_RECIPIENT = 81013
 USER_NOT_FOUND = 60111
 RATE_LIMITED = 45009
+CARDS_NEED_CALLBACK = 43012
+CARD_CODE_INVALID = 60140
 
 # fmt: off
 ERRCODES: dict[int, tuple[Reaction, str]] = {

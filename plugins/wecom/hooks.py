@@ -76,6 +76,7 @@ class SendResult:
     unlicensed_users: list[str] = field(default_factory=list)
     errcode: int = OK
     response_code: str | None = field(default=None, repr=False)  # answerable cards: one card update
+    fallback: str | None = None  # why the message's fallback went out instead of it
 
     @property
     def all_invalid(self) -> bool:
@@ -169,8 +170,10 @@ class WeComHook(BaseWeComHook):
         *,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
+        retries: int | None = None,
     ) -> dict[str, Any]:
         """Call ``/cgi-bin/{path}`` with the token; return the body on errcode 0, raise otherwise.
+        ``retries``: transient faults retried (default the connection's ``max_retries``).
 
         A token error (40014/42001/41001) drops the token only if it is still the cached one,
         refreshes and retries once; a second token error raises ``WeComTokenError``.
@@ -188,6 +191,7 @@ class WeComHook(BaseWeComHook):
                 path,
                 {**(params or {}), "access_token": token},
                 data,
+                retries,
             )
             errcode = body.get("errcode", OK)
             if errcode == OK:
@@ -257,13 +261,16 @@ class WeComHook(BaseWeComHook):
             response_code=body.get("response_code") or None,
         )
 
-    def update_card_buttons(self, response_code: str, userids: list[str], replace_name: str) -> None:
+    def update_card_buttons(
+        self, response_code: str, userids: list[str], replace_name: str, retries: int | None = None
+    ) -> None:
         """Turn the buttons of an answerable card into ``replace_name`` for these members. Each
         ``response_code`` (from the send, or from a click's callback) works once, within 72 hours; a used
-        or expired one raises ``WeComItemError`` (60140)."""
+        or expired one raises ``WeComItemError`` (60140). A blind retry after a lost answer meets 60140
+        for a code the first try spent: ``retries=0`` leaves that judgement to the caller."""
         body = {"userids": userids, "agentid": self.agent_id, "response_code": response_code,
                 "button": {"replace_name": replace_name}}  # fmt: skip
-        self.call("POST", "message/update_template_card", json=body)
+        self.call("POST", "message/update_template_card", json=body, retries=retries)
 
     def recall_message(self, msgid: str) -> None:
         """Recall a message sent within the last 24 hours."""

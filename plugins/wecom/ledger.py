@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +27,15 @@ LEDGER = "delivery/ledger.sql"
 
 @dataclass
 class Outgoing:
-    """One message to send once. ``to`` defaults to the recipient userid (a personal message)."""
+    """One message to send once. ``to`` defaults to the recipient userid (a personal message).
+    ``fallback``: what to send instead when WeCom refuses an answerable card for the app's configuration."""
 
     dedup_key: str
     recipient: str
     payload: dict[str, Any]
     to: dict[str, str] | None = None
     expires_at: datetime | None = None
+    fallback: dict[str, Any] | None = None
 
     @property
     def personal(self) -> bool:
@@ -72,6 +74,7 @@ class Outcome:
     errcode: int | None = None
     reason: str | None = None
     finished: float | None = None
+    response_code: str | None = field(default=None, repr=False)  # an answerable card's first update
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,7 @@ def _plan(
 def _deferral(message: Outgoing, slot: float) -> dict[str, Any]:
     return {
         "slot": slot,
-        "body": Jsonb({"payload": message.payload, "to": message.to}),
+        "body": Jsonb({"payload": message.payload, "to": message.to, "fallback": message.fallback}),
         "reason": "per-member limit: deferred to a later run",
         "key": message.dedup_key,
         "recipient": message.recipient,
@@ -217,6 +220,7 @@ def record(conn: Any, outcomes: list[Outcome]) -> None:
             "finished": o.finished,
             "key": o.message.dedup_key,
             "recipient": o.message.recipient,
+            "code": o.response_code,
         }
         for o in outcomes
     ]
@@ -228,7 +232,7 @@ def due_deferred(conn: Any, limit: int) -> list[Outgoing]:
     """Deferred messages whose time has come (any DAG's), with the content they were deferred with."""
     rows = conn.execute(_statement("due_deferred"), {"limit": limit}).fetchall()
     return [
-        Outgoing(key, recipient, body["payload"], body.get("to"), expires)
+        Outgoing(key, recipient, body["payload"], body.get("to"), expires, body.get("fallback"))
         for key, recipient, body, expires in rows
     ]
 

@@ -293,7 +293,7 @@ class Chaos:
         with psycopg.connect(self.db_url) as wh:
             due, _ = digest_messages(wh, wh, day)
             for start, end in windows:
-                due += reminder_messages(wh, wh, start, end)[0]
+                due += reminder_messages(wh, wh, start, end).messages
             rows = wh.execute(
                 "SELECT dedup_key, lower(recipient), status, reason, msgid FROM wecom.message_log"
                 " WHERE dedup_key = ANY(%s)",

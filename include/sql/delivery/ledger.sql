@@ -48,7 +48,7 @@ UPDATE wecom.message_log
 SET status = %(status)s, msgid = coalesce(%(msgid)s, msgid), errcode = %(errcode)s, reason = %(reason)s,
     sent_at = CASE WHEN %(status)s = 'sent' THEN clock_timestamp() END,
     reserved_at = coalesce(to_timestamp(%(finished)s::float8), reserved_at),
-    deferred_payload = NULL, updated_at = clock_timestamp()
+    response_code = coalesce(%(code)s, response_code), deferred_payload = NULL, updated_at = clock_timestamp()
 WHERE dedup_key = %(key)s AND recipient = %(recipient)s;
 
 -- name: due_deferred

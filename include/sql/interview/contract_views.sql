@@ -11,7 +11,7 @@ FROM interview.users;
 
 CREATE OR REPLACE VIEW interview_contract.interviews AS
 SELECT id AS interview_id, position, candidate_name, start_at AS starts_at, end_at AS ends_at,
-       status, room_url, updated_at
+       status, room_url, updated_at, recruiter_id AS recruiter_platform_user_id
 FROM interview.interviews;
 
 CREATE OR REPLACE VIEW interview_contract.interviewers AS
@@ -21,6 +21,6 @@ CREATE OR REPLACE VIEW interview_contract.feedback AS
 SELECT interview_id, user_id AS platform_user_id, submitted_at FROM interview.feedbacks;
 
 COMMENT ON VIEW interview_contract.platform_users IS 'Contract: platform users (interviewers) with normalised email and mobile, for matching to WeCom.';
-COMMENT ON VIEW interview_contract.interviews IS 'Contract: interviews with times (timestamptz) and status scheduled, cancelled or finished.';
+COMMENT ON VIEW interview_contract.interviews IS 'Contract: interviews with times (timestamptz), status scheduled, cancelled or finished, and the recruiter (a platform user, or NULL: declines then go to the interviewer''s department leader).';
 COMMENT ON VIEW interview_contract.interviewers IS 'Contract: who interviews in which interview.';
 COMMENT ON VIEW interview_contract.feedback IS 'Contract: feedback submitted, per interview and interviewer.';

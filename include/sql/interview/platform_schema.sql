@@ -20,9 +20,12 @@ CREATE TABLE IF NOT EXISTS interview.interviews (
     end_at         timestamptz NOT NULL,
     status         text        NOT NULL CHECK (status IN ('scheduled', 'cancelled', 'finished')),
     room_url       text,
+    recruiter_id   bigint      REFERENCES interview.users (id),
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
+-- Databases created before the platform recorded recruiters.
+ALTER TABLE interview.interviews ADD COLUMN IF NOT EXISTS recruiter_id bigint REFERENCES interview.users (id);
 CREATE INDEX IF NOT EXISTS interviews_start_at ON interview.interviews (start_at);
 CREATE INDEX IF NOT EXISTS interviews_end_at ON interview.interviews (end_at);
 

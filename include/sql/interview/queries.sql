@@ -5,7 +5,8 @@ SELECT platform_user_id, name, email, mobile FROM interview_contract.platform_us
 
 -- name: day_interviews
 -- Interviews starting within [day_start, day_end), not cancelled, with each interviewer.
-SELECT i.interview_id, i.position, i.candidate_name, i.starts_at, i.ends_at, i.room_url, iv.platform_user_id
+SELECT i.interview_id, i.position, i.candidate_name, i.starts_at, i.ends_at, i.room_url,
+       i.recruiter_platform_user_id, iv.platform_user_id
 FROM interview_contract.interviews i
 JOIN interview_contract.interviewers iv USING (interview_id)
 WHERE i.starts_at >= %(day_start)s AND i.starts_at < %(day_end)s AND i.status <> 'cancelled'
@@ -13,7 +14,8 @@ ORDER BY i.starts_at, i.interview_id;
 
 -- name: owed_feedback
 -- Interviews that ended within [since, until) and are not cancelled, whose interviewer has no feedback yet.
-SELECT i.interview_id, i.position, i.candidate_name, i.starts_at, i.ends_at, i.room_url, iv.platform_user_id
+SELECT i.interview_id, i.position, i.candidate_name, i.starts_at, i.ends_at, i.room_url,
+       i.recruiter_platform_user_id, iv.platform_user_id
 FROM interview_contract.interviews i
 JOIN interview_contract.interviewers iv USING (interview_id)
 WHERE i.ends_at >= %(since)s AND i.ends_at < %(until)s AND i.status <> 'cancelled'
@@ -23,7 +25,8 @@ ORDER BY i.ends_at, i.interview_id;
 
 -- name: due_reminders
 -- Scheduled interviews whose reminder time (start - lead) falls in [window_start, window_end).
-SELECT i.interview_id, i.position, i.candidate_name, i.starts_at, i.ends_at, i.room_url, iv.platform_user_id
+SELECT i.interview_id, i.position, i.candidate_name, i.starts_at, i.ends_at, i.room_url,
+       i.recruiter_platform_user_id, iv.platform_user_id
 FROM interview_contract.interviews i
 JOIN interview_contract.interviewers iv USING (interview_id)
 WHERE i.starts_at >= %(window_start)s + make_interval(mins => %(lead_minutes)s)

@@ -67,6 +67,7 @@ class Interview:
     starts_at: datetime
     ends_at: datetime
     room_url: str | None
+    recruiter_id: int | None = None  # the platform user who organises it, if the platform names one
 
     @property
     def minutes(self) -> int:

@@ -9,7 +9,9 @@ from typing import Any
 
 from wecom import lineage, warehouse
 from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
+from wecom.errors import WeComTransientError
 from wecom.hooks import WeComHook
+from wecom.interviews import answers
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.schedule import run_day, run_window
@@ -96,13 +98,15 @@ def send_reminders(
     feedback_after_hours: float = 2.0,
     language: str = "zh",
     dry_run: bool = False,
+    style: str = "card",
+    escalate_minutes: int = 15,
     wecom_conn_id: str = WeComHook.default_conn_name,
     warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
     source_id = source_conn_id()
     with warehouse.connect(source_id) as source, warehouse.connect_current(warehouse_id) as wh:
         refresh_mapping(source, wh)  # an interviewer added since this morning's digest is reminded too
-        messages, report = reminder_messages(
+        due = reminder_messages(
             source,
             wh,
             window_start,
@@ -111,13 +115,43 @@ def send_reminders(
             send_stale,
             feedback_after_hours,
             language=language,
+            style=style,
+            escalate_minutes=escalate_minutes,
         )
-        _report_lineage(source_id, warehouse_id, report["interviews_read"], len(messages))
+        _report_lineage(source_id, warehouse_id, due.report["interviews_read"], len(due.messages))
+        if not dry_run:
+            answers.record_cards(wh, due.cards)
         return {
-            **report,
-            "messages": len(messages),
-            **_deliver(messages, claimant, dry_run, wh, wecom_conn_id),
+            **due.report,
+            "messages": len(due.messages),
+            **_deliver(due.messages, claimant, dry_run, wh, wecom_conn_id),
         }
+
+
+def apply_answers(
+    claimant: Claimant,
+    wecom_conn_id: str = WeComHook.default_conn_name,
+    warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
+) -> dict[str, Any]:
+    """Record the waiting reminder answers, tell recruiters of declines, update the answered cards.
+    Cards a transient fault left pending fail the task after everything else is done (its retry, or the
+    next run, takes them)."""
+    hook = WeComHook(wecom_conn_id)
+    with warehouse.connect_current(warehouse_id) as wh:
+        clicks = answers.record_clicks(wh)
+        sender = Sender(AppMessages(hook), wh, claimant, limits=MemberLimits())
+        told = answers.notify_declines(sender, wh)
+        cards = answers.update_cards(hook, wh)
+    result = {
+        **{f"clicks_{k}": v for k, v in sorted(clicks.items())},
+        **{f"cards_{k}": v for k, v in sorted(cards.items())},
+        "decline_messages_sent": told.sent,
+    }
+    if cards["pending"]:
+        raise WeComTransientError.about(
+            "message/update_template_card", f"{cards['pending']} card(s) not updated yet: {result}"
+        )
+    return result
 
 
 def _report_lineage(source_id: str, warehouse_id: str, interviews: int, messages: int) -> None:
@@ -153,4 +187,11 @@ def reminders_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
         feedback_after_hours=float(params["feedback_after_hours"]),
         language=params["language"],
         dry_run=bool(params.get("dry_run", False)),
+        style=params.get("reminder_style", "card"),
+        escalate_minutes=int(params.get("escalate_minutes", 15)),
     )
+
+
+def answers_task(context: Any) -> dict[str, Any]:
+    """What interviewers answered on their reminder cards since the last run."""
+    return apply_answers(Claimant.from_context(context))

@@ -1,0 +1,105 @@
+-- Answerable reminders (wecom.interviews.answers): the cards, their response codes and the answers.
+
+-- name: markdown_only
+SELECT lower(userid) FROM wecom.markdown_only_users;
+
+-- name: record_card
+-- Before the send: a click must always find its reminder. A retried send records nothing new.
+INSERT INTO wecom.reminder_cards (task_id, dedup_key, userid, interview_id, starts_at, position,
+                                  candidate_name, recruiter_userid, language)
+VALUES (%(task_id)s, %(dedup_key)s, %(userid)s, %(interview_id)s, %(starts_at)s, %(position)s,
+        %(candidate_name)s, %(recruiter_userid)s, %(language)s)
+ON CONFLICT (task_id) DO NOTHING;
+
+-- name: unanswered
+-- Of these cards, those WeCom accepted as cards (not sent as the markdown fallback) and nobody answered.
+SELECT c.task_id FROM wecom.reminder_cards c
+JOIN wecom.message_log l ON l.dedup_key = c.dedup_key AND l.recipient = c.userid
+WHERE c.task_id = ANY(%(task_ids)s) AND l.status = 'sent' AND l.errcode IS NULL
+  AND NOT EXISTS (SELECT 1 FROM wecom.reminder_responses r WHERE r.task_id = c.task_id);
+
+-- name: lock
+-- One answer processor at a time (runs of the answers DAG, a retry beside a late attempt).
+SELECT pg_advisory_xact_lock(hashtextextended('wecom.reminder_answers', 0));
+
+-- name: waiting_clicks
+-- Card clicks not yet processed, in the order they were made.
+SELECT event_id, userid, coalesce(wecom_created_at, received_at) AS clicked_at, payload->>'TaskId' AS task_id,
+       payload->>'EventKey' AS event_key, payload->>'ResponseCode' AS response_code
+FROM wecom.callback_events
+WHERE processed_at IS NULL AND event = 'template_card_event'
+ORDER BY clicked_at, event_id
+LIMIT %(limit)s;
+
+-- name: cards
+SELECT task_id, userid FROM wecom.reminder_cards WHERE task_id = ANY(%(task_ids)s);
+
+-- name: record_code
+INSERT INTO wecom.card_codes (response_code, task_id, issued_at)
+VALUES (%(code)s, %(task_id)s, %(issued_at)s)
+ON CONFLICT (response_code) DO NOTHING;
+
+-- name: record_answer
+-- The first answer recorded wins: a duplicate, a replay or a second tap changes nothing.
+INSERT INTO wecom.reminder_responses (task_id, interview_id, userid, choice, clicked_at, event_id)
+SELECT task_id, interview_id, userid, %(choice)s, %(clicked_at)s, %(event_id)s
+FROM wecom.reminder_cards WHERE task_id = %(task_id)s
+ON CONFLICT (task_id) DO NOTHING
+RETURNING task_id;
+
+-- name: mark_processed
+UPDATE wecom.callback_events SET processed_at = clock_timestamp(), processed_by = %(by)s
+WHERE event_id = %(event_id)s;
+
+-- name: cards_to_update
+-- Answers whose card does not show them yet, with the card's language.
+SELECT r.task_id, r.userid, r.choice, r.clicked_at, c.language, c.dedup_key
+FROM wecom.reminder_responses r JOIN wecom.reminder_cards c USING (task_id)
+WHERE r.card_status = 'pending'
+ORDER BY r.recorded_at
+LIMIT %(limit)s;
+
+-- name: adopt_send_code
+-- The code the send returned (kept in the ledger) joins the card's codes, issued when the card was sent.
+INSERT INTO wecom.card_codes (response_code, task_id, issued_at)
+SELECT l.response_code, %(task_id)s, coalesce(l.sent_at, l.updated_at)
+FROM wecom.message_log l
+WHERE l.dedup_key = %(dedup_key)s AND l.recipient = %(userid)s AND l.response_code IS NOT NULL
+ON CONFLICT (response_code) DO NOTHING;
+
+-- name: usable_codes
+-- The card's codes not yet spent, newest first (a click's code is fresher than the send's).
+SELECT response_code, attempted_at IS NOT NULL AS attempted FROM wecom.card_codes
+WHERE task_id = %(task_id)s AND spent_at IS NULL
+ORDER BY issued_at DESC, response_code;
+
+-- name: attempt_code
+UPDATE wecom.card_codes SET attempted_at = coalesce(attempted_at, clock_timestamp())
+WHERE response_code = %(code)s;
+
+-- name: spend_code
+UPDATE wecom.card_codes SET spent_at = clock_timestamp() WHERE response_code = %(code)s;
+
+-- name: card_outcome
+UPDATE wecom.reminder_responses
+SET card_status = %(status)s, card_note = %(note)s,
+    card_updated_at = CASE WHEN %(status)s = 'updated' THEN clock_timestamp() END
+WHERE task_id = %(task_id)s;
+
+-- name: declines_to_notify
+-- Declines nobody has been told of yet, with what the message names and who should hear it.
+SELECT r.task_id, c.dedup_key, c.userid, c.interview_id, c.starts_at, c.position, c.candidate_name,
+       c.recruiter_userid, c.language,
+       coalesce(m.platform_name, u.name, c.userid) AS interviewer_name
+FROM wecom.reminder_responses r
+JOIN wecom.reminder_cards c USING (task_id)
+LEFT JOIN wecom.users u ON lower(u.userid) = c.userid AND u.deleted_at IS NULL
+LEFT JOIN LATERAL (SELECT platform_name FROM wecom.user_mapping
+                   WHERE lower(wecom_userid) = c.userid LIMIT 1) m ON true
+WHERE r.choice = 'declined' AND r.notified_at IS NULL
+ORDER BY r.recorded_at
+LIMIT %(limit)s;
+
+-- name: notified
+UPDATE wecom.reminder_responses SET notified_at = clock_timestamp(), notify_note = %(note)s
+WHERE task_id = %(task_id)s;

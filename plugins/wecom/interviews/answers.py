@@ -1,0 +1,166 @@
+"""Interviewers' answers to reminder cards, taken from the callback inbox (never in the receiver's request).
+
+A click is recorded in one transaction with marking its event processed, so a crash leaves it waiting and
+a replay records nothing new: the first answer recorded wins. The card is then updated to show the
+recorded answer with the newest unspent response code (each works once, within 72 hours). A code is marked
+attempted before the call, so a code WeCom calls spent (60140) after an attempt whose answer was lost is
+known to have been spent by us. A decline is told to the recruiter, else the department leaders, through
+the ledger (once per recipient), and marked told afterwards, so a crash in between re-sends nothing.
+
+Why not the passive reply in the callback's answer: the receiver answers before the first answer is
+decided, so it would show the tapped button even where an earlier answer wins; the update comes seconds
+later through the wake-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from wecom import sql
+from wecom.delivery import Sender, Summary
+from wecom.errors import CARD_CODE_INVALID, WeComCallerError, WeComItemError, WeComTransientError
+from wecom.hooks import WeComHook
+from wecom.interviews.cards import CHOICES, ReminderCard, answer_text
+from wecom.interviews.messages import ANSWERS, leaders_of, personal
+from wecom.interviews.render import render
+from wecom.ledger import Outgoing
+
+log = logging.getLogger(__name__)
+TRIES_PER_CODE = 3
+
+
+def _statement(name: str) -> str:
+    return sql.statements(ANSWERS)[name]
+
+
+def _rows(conn: Any, name: str, **params: Any) -> list[dict[str, Any]]:
+    with conn.cursor() as cur:
+        cur.execute(_statement(name), params)
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def record_cards(conn: Any, cards: list[ReminderCard]) -> None:
+    """Before the cards are sent: whatever happens next, a click finds its reminder."""
+    if cards:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_statement("record_card"), [card.row() for card in cards])
+
+
+def record_clicks(conn: Any, limit: int = 1000) -> Counter[str]:
+    """Record the waiting clicks' answers and response codes; every click event ends processed, with what
+    became of it in ``processed_by``."""
+    counts: Counter[str] = Counter()
+    with conn.transaction():
+        conn.execute(_statement("lock"))
+        clicks = _rows(conn, "waiting_clicks", limit=limit)
+        task_ids = sorted({str(c["task_id"]) for c in clicks if c["task_id"]})
+        owners = {
+            task_id: userid for task_id, userid in conn.execute(_statement("cards"), {"task_ids": task_ids})
+        }
+        for click in clicks:
+            outcome = _record_click(conn, click, owners)
+            counts[outcome.split(":")[0]] += 1
+            conn.execute(
+                _statement("mark_processed"),
+                {"event_id": click["event_id"], "by": f"reminder answers: {outcome}"},
+            )
+    return counts
+
+
+def _record_click(conn: Any, click: dict[str, Any], owners: dict[str, str]) -> str:
+    owner = owners.get(click["task_id"] or "")
+    if owner is None:
+        return "ignored: not a reminder card"
+    if str(click["userid"] or "").lower() != owner:
+        return "ignored: tapped by someone the card was not sent to"
+    code = click["response_code"]
+    if code and len(code) <= 512:
+        conn.execute(
+            _statement("record_code"),
+            {"code": code, "task_id": click["task_id"], "issued_at": click["clicked_at"]},
+        )
+    choice = CHOICES.get(click["event_key"] or "")
+    if choice is None:
+        return "ignored: not one of the card's buttons"
+    recorded = conn.execute(
+        _statement("record_answer"),
+        {"task_id": click["task_id"], "choice": choice, "clicked_at": click["clicked_at"],
+         "event_id": click["event_id"]},
+    ).fetchone()  # fmt: skip
+    return "recorded" if recorded else "duplicate: the first answer stands"
+
+
+def update_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:
+    """Make each answered card show its answer; ``pending`` counts cards a transient fault left for later."""
+    counts: Counter[str] = Counter()
+    for card in _rows(conn, "cards_to_update", limit=limit):
+        status, note = _update_card(hook, conn, card)
+        counts[status] += 1
+        if status != "pending":
+            conn.execute(
+                _statement("card_outcome"), {"status": status, "note": note, "task_id": card["task_id"]}
+            )
+    return counts
+
+
+def _update_card(hook: WeComHook, conn: Any, card: dict[str, Any]) -> tuple[str, str | None]:
+    conn.execute(_statement("adopt_send_code"), card)
+    text = answer_text(card["choice"], card["clicked_at"], card["language"])
+    for code in _rows(conn, "usable_codes", task_id=card["task_id"]):
+        attempted = code["attempted"]
+        for attempt in range(TRIES_PER_CODE):
+            conn.execute(_statement("attempt_code"), {"code": code["response_code"]})
+            try:
+                hook.update_card_buttons(code["response_code"], [card["userid"]], text, retries=0)
+            except WeComTransientError as exc:
+                log.warning("Card %s not updated yet (%s); try %d/%d", card["task_id"], exc, attempt + 1,
+                            TRIES_PER_CODE)  # fmt: skip
+                attempted = True  # the call may have reached WeCom and spent the code
+                time.sleep(0.2 * 2**attempt)
+                continue
+            except (WeComItemError, WeComCallerError) as exc:
+                conn.execute(_statement("spend_code"), {"code": code["response_code"]})
+                if exc.errcode != CARD_CODE_INVALID:
+                    return "not_updated", f"WeCom refused the update: {exc}"
+                if attempted:
+                    return "updated", "an earlier attempt spent the code; its answer was lost on the way"
+                break  # used or expired: the next older code
+            conn.execute(_statement("spend_code"), {"code": code["response_code"]})
+            return "updated", None
+        else:
+            return "pending", None
+    return "not_updated", (
+        "no usable response code: WeCom refused each as used or expired (60140, codes last 72 hours);"
+        " the answer is recorded, the card still shows its buttons"
+    )
+
+
+def notify_declines(sender: Sender, conn: Any, limit: int = 1000) -> Summary:
+    """Tell the recruiter (else the interviewer's department leaders) of each decline, once each."""
+    declines = _rows(conn, "declines_to_notify", limit=limit)
+    leaders = leaders_of(conn, sorted({d["userid"] for d in declines if not d["recruiter_userid"]}))
+    messages: list[Outgoing] = []
+    told: dict[str, str] = {}
+    for decline in declines:
+        recipients = (
+            [decline["recruiter_userid"]] if decline["recruiter_userid"] else leaders.get(decline["userid"])
+        )
+        if not recipients:
+            told[decline["task_id"]] = (
+                "nobody told: the platform names no recruiter and the interviewer's department has no leader"
+            )
+            continue
+        content = render("decline", decline["language"], c=decline, interviewer=decline["interviewer_name"])
+        key = "decline:" + decline["dedup_key"].removeprefix("reminder:")
+        for recipient in recipients:
+            messages += personal(key, recipient, content, None)
+        who = "recruiter" if decline["recruiter_userid"] else "department leader(s)"
+        told[decline["task_id"]] = f"{who} {', '.join(recipients)} (wecom.message_log key {key})"
+    summary = sender.send(messages) if messages else Summary()
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_statement("notified"), [{"task_id": t, "note": note} for t, note in told.items()])
+    return summary
