@@ -124,7 +124,7 @@ class Cards:
     def view(self) -> list[dict[str, Any]]:
         return [
             {"task_id": c.task_id, "title": c.card["main_title"]["title"], "keys": c.keys, "shown": dict(c.shown),
-             "clicks": list(c.clicks)}
+             "clicks": list(c.clicks), "card": c.card}
             for c in self.by_task.values()
         ]  # fmt: skip
 
