@@ -25,8 +25,8 @@ from wecom import warehouse
 from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
-from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.answers import record_cards
+from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
