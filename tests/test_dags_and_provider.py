@@ -14,7 +14,7 @@ from conftest import ROOT
 from wecom.provider import get_provider_info
 
 
-def test_dag_folder_imports_without_errors_and_holds_the_four_dags():
+def test_dag_folder_imports_without_errors_and_holds_the_five_dags():
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=ROOT / "dags")
@@ -24,17 +24,18 @@ def test_dag_folder_imports_without_errors_and_holds_the_four_dags():
         "wecom_directory_events",
         "interview_daily_digest",
         "interview_reminders",
+        "interview_answers",
     }
     digest = bag.dags["interview_daily_digest"]
     assert isinstance(digest.timetable, CronTriggerTimetable)
     assert set(digest.params) == {"day", "dry_run", "only_users", "language", "leader_summary"}
     reminders = bag.dags["interview_reminders"]
+    assert {"reminder_style", "escalate_minutes"} <= set(reminders.params)
     assert isinstance(reminders.timetable, CronDataIntervalTimetable)  # each run owns a real interval
     for dag in bag.dags.values():
         assert dag.doc_md and dag.catchup is False
-        if (
-            dag.dag_id == "wecom_directory_events"
-        ):  # woken by the inbox asset, else every minute; it only reads
+        if dag.dag_id in ("wecom_directory_events", "interview_answers"):
+            # woken by the inbox asset, else every minute
             assert dag.timetable.timetable.expression == "* * * * *" and dag.max_active_runs == 1
             assert dag.timetable.asset_condition.name == "wecom.callback_events"
             continue

@@ -534,7 +534,8 @@ def _content_of(body: dict[str, Any]) -> str:
     if msgtype == "news":
         return "\n".join(str(a.get("title", "")) for a in section.get("articles", []))
     if msgtype == "template_card":
-        return str((section.get("main_title") or {}).get("title", ""))
+        rows = [f"{r.get('keyname', '')}: {r.get('value', '')}" for r in section.get("horizontal_content_list") or []]
+        return "\n".join([str((section.get("main_title") or {}).get("title", "")), *rows])
     return ""
 
 

@@ -8,8 +8,11 @@ digests and three reminder windows. Worker processes are SIGKILLed in the middle
 warehouse connection is terminated in the middle of the merge. Before the sync, the org's changes reach
 the callback receiver (a real ``wecom-callback-receiver`` process) as WeCom's callbacks, dropped, duplicated,
 reordered or delayed at random, with the receiver SIGKILLed mid-burst and restarted, and the events task is
-SIGKILLed mid-apply. Then, as an operator would after an incident, it clears the faults and re-runs what
-failed, and checks the invariants:
+SIGKILLed mid-apply. The reminders are answerable cards: interviewers tap them (some never, some twice,
+some rescheduled after the tap) through callbacks under the same faults, ``update_template_card`` fails
+transiently (a 502, or an answer cut off after WeCom spent the code), the answers task is SIGKILLed, and the
+escalation windows follow. Then, as an operator would after an incident, it clears the faults and re-runs
+what failed, and checks the invariants:
 
 - no message delivered twice (the simulator's record: the same content to the same member);
 - every due message is sent, or in the ledger with the reason it is not;
@@ -18,6 +21,9 @@ failed, and checks the invariants:
 - no callback the receiver acknowledged is missing from the inbox; with no event lost (dropped, or given up
   by WeCom while the receiver was down) the events alone make the directory equal WeCom's, and the full
   sync after them finds no drift;
+- one answer per reminder card, one the interviewer gave, recorded exactly when a tap reached the inbox;
+  each card shows the recorded answer (or says why it cannot); every decline told; every unanswered card
+  escalated once when its window ran, and no escalation after an answer;
 - no silent drop counted by the simulator;
 - no credential in any log written or any warehouse row outside the private token table.
 
@@ -55,7 +61,8 @@ import psycopg  # noqa: E402
 from wecom.delivery import Claimant  # noqa: E402
 from wecom.directory import tasks as directory  # noqa: E402
 from wecom.interviews import tasks as interviews  # noqa: E402
-from wecom.interviews.messages import digest_messages, reminder_messages  # noqa: E402
+from wecom.interviews.cards import CHOICES, answer_text  # noqa: E402
+from wecom.interviews.messages import digest_messages, leaders_of, reminder_messages  # noqa: E402
 from wecom.interviews.render import LOCAL_TZ  # noqa: E402
 from wecom_dev import demo_data  # noqa: E402
 from wecom_dev.days import weekday_ahead  # noqa: E402
@@ -334,6 +341,130 @@ class Chaos:
         self.violations.append(f"round {n}: {what}")
         print(f"  VIOLATION round {n}: {what}", flush=True)
 
+    def answer(self, n: int) -> None:
+        """Taps on this round's cards under callback faults, the answers task under update faults and
+        kills, a reschedule, then the escalation windows; the answer invariants."""
+        day = weekday(n)
+        cards = self.sql("SELECT c.task_id, c.userid, c.interview_id FROM wecom.reminder_cards c"
+                         " JOIN wecom.message_log l ON l.dedup_key = c.dedup_key AND l.recipient = c.userid"
+                         " WHERE l.status = 'sent' AND l.errcode IS NULL"
+                         " AND (c.starts_at AT TIME ZONE 'Asia/Shanghai')::date = %s ORDER BY 1", day)  # fmt: skip
+        if not cards:
+            self.violation(n, "no reminder card was delivered: the answers are not tested")
+            return
+        faults = self.rng.choice(EVENT_FAULTS)
+        token, aes_key = CALLBACK_SECRETS["callback_token"], CALLBACK_SECRETS["callback_aes_key"]
+        self.sim.send_callbacks(self.receiver.url, token, aes_key, **faults)
+        before = self.sim.callbacks()
+        for task_id, userid, _ in cards:
+            taps = self.rng.choice(
+                [[], ["confirm"], ["decline"], ["confirm", "decline"], ["decline", "confirm"]]
+            )
+            for key in taps:
+                self.sim.click(userid, task_id, key)
+                self.faults[f"card taps ({len(taps)} on one card)"] += 1
+        deadline = time.monotonic() + 60
+        while not self.sim.callbacks()["idle"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = self.sim.callbacks()
+        lost = after["dropped"] + after["failed"] - before["dropped"] - before["failed"]
+        self.faults["card taps lost"] += lost
+        if self.rng.random() < 0.3:  # an interview moves after its card was tapped (or not)
+            _, _, interview_id = self.rng.choice(cards)
+            self.sql("UPDATE interview.interviews SET start_at = start_at + interval '10 minutes',"
+                     " end_at = end_at + interval '10 minutes' WHERE id = %s", interview_id)  # fmt: skip
+            self.faults["interview rescheduled after its card"] += 1
+        if self.rng.random() < 0.6:
+            kind = self.rng.choice(["http502", "truncated", "reset"])
+            count = self.rng.randint(1, 4)
+            self.sim.fault(kind, path="message/update_template_card", count=count)
+            self.faults[f"{kind} on message/update_template_card"] += count
+
+        def answers() -> None:
+            interviews.apply_answers(Claimant("chaos", f"answers-{n}", "apply_answers"))
+
+        if not self.attempts("answers", answers, kill=self.rng.random() < 0.3):
+            self.sim.clear_faults()
+            if not self.attempts("answers-cleared", answers):
+                self.violation(n, "the answers task failed even without faults")
+        windows = [(datetime.combine(day, clock(h, m), LOCAL_TZ), datetime.combine(day, clock(h, m + 10), LOCAL_TZ))
+                   for h in (8, 9, 10) for m in (33, 43)]  # fmt: skip
+
+        def escalate() -> None:
+            for start, end in windows:
+                interviews.send_reminders(start, end, Claimant("chaos", f"escalate-{n}", "send"))
+
+        if not self.attempts("escalate", escalate):
+            self.violation(n, "the escalation windows failed without faults")
+        self.check_answers(n, day, windows)
+
+    def check_answers(self, n: int, day: date, windows: list) -> None:
+        taps: dict[str, set[str]] = {}
+        for task_id, key in self.sql(
+            "SELECT payload->>'TaskId', payload->>'EventKey' FROM wecom.callback_events"
+            " WHERE event = 'template_card_event'"
+        ):
+            taps.setdefault(task_id, set()).add(key)
+        if self.sql("SELECT 1 FROM wecom.callback_events WHERE processed_at IS NULL"):
+            self.violation(n, "callback events left unprocessed after the answers task")
+        cards = {c["task_id"]: c for c in self.sim.cards()}
+        responses = self.sql(
+            "SELECT c.task_id, c.userid, c.language, r.choice, r.clicked_at, r.card_status, r.card_note,"
+            " r.notified_at FROM wecom.reminder_cards c LEFT JOIN wecom.reminder_responses r USING (task_id)"
+            " WHERE (c.starts_at AT TIME ZONE 'Asia/Shanghai')::date = %s", day)  # fmt: skip
+        for task_id, userid, language, choice, clicked_at, card_status, note, notified in responses:
+            given = {CHOICES[k] for k in taps.get(task_id, ())}
+            shown = cards[task_id]["shown"].get(userid) if task_id in cards else None
+            if given and choice not in given:
+                self.violation(n, f"{task_id}: recorded {choice}, but the taps that arrived were {given}")
+            elif not given and choice:
+                self.violation(n, f"{task_id}: an answer recorded without a tap in the inbox")
+            elif card_status == "updated" and shown != answer_text(choice, clicked_at, language):
+                self.violation(n, f"{task_id}: the card shows {shown!r}, not the recorded {choice}")
+            elif card_status in ("pending", "not_updated") and shown is not None:
+                self.violation(n, f"{task_id}: card {card_status} yet it shows {shown!r}")
+            elif card_status == "pending" or (card_status == "not_updated" and not note):
+                self.violation(n, f"{task_id}: the card is {card_status} without a reason")
+            elif choice is None and shown is not None:
+                self.violation(n, f"{task_id}: no answer, yet the card shows {shown!r}")
+            elif choice == "declined" and notified is None:
+                self.violation(n, f"{task_id}: a decline nobody was told of")
+            self.checks["answer invariants on a card"] += 1
+        late = self.sql(
+            "SELECT l.dedup_key FROM wecom.message_log l JOIN wecom.reminder_cards c"
+            " ON l.dedup_key = 'escalation:' || substr(c.dedup_key, 10)"
+            " JOIN wecom.reminder_responses r USING (task_id) WHERE l.status = 'sent' AND r.recorded_at < l.claimed_at")  # fmt: skip
+        if late:
+            self.violation(n, f"{len(late)} escalation(s) sent after the answer")
+        unanswered = self.sql(
+            "SELECT c.userid, c.dedup_key, c.starts_at FROM wecom.reminder_cards c"
+            " JOIN wecom.message_log l ON l.dedup_key = c.dedup_key AND l.recipient = c.userid"
+            " JOIN interview.interviews i ON i.id = c.interview_id AND i.start_at = c.starts_at"
+            " WHERE l.status = 'sent' AND l.errcode IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM wecom.reminder_responses r WHERE r.task_id = c.task_id)"
+            " AND (c.starts_at AT TIME ZONE 'Asia/Shanghai')::date = %s", day)  # fmt: skip
+        with psycopg.connect(self.db_url) as conn:
+            leaders = leaders_of(conn, sorted({u for u, _, _ in unanswered}))
+        for userid, key, starts_at in unanswered:
+            due = starts_at - timedelta(minutes=15)
+            if not leaders.get(userid) or not any(start <= due < end for start, end in windows):
+                continue
+            self.checks["unanswered card escalated"] += 1
+            escalation = "escalation:" + key.removeprefix("reminder:")
+            statuses = [
+                s
+                for (s,) in self.sql("SELECT status FROM wecom.message_log WHERE dedup_key = %s", escalation)
+            ]
+            if len(statuses) != len(leaders[userid]) or not set(statuses) <= {"sent", "deferred"}:
+                self.violation(
+                    n, f"{escalation}: not escalated once to each of {leaders[userid]}: {statuses}"
+                )
+
+    def sql(self, query: str, *params: object) -> list[tuple]:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
     def round(self, n: int) -> None:
         self.follow_events(n)
         timer = self.arm_faults()
@@ -342,6 +473,8 @@ class Chaos:
         if timer:
             timer.cancel()
             timer.join()
+        self.sim.clear_faults()
+        self.answer(n)
         self.sim.clear_faults()
 
 

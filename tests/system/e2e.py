@@ -286,6 +286,7 @@ def callbacks(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
           f"the api-server's mount answered WeCom's URL verification with the bare echo ({verify_s} s, cold)")  # fmt: skip
     sim.send_callbacks(f"{d.api_url}/wecom/callback", token, aes_key, duplicate=0.3, reorder=True)
     d.airflow("dags", "unpause", "wecom_directory_events")
+    d.airflow("dags", "unpause", "interview_answers")
     # Unpaused, the DAG's inbox watcher starts in the triggerer and subscribes to the wake-up channel.
     broker = redis.Redis.from_url(d.env["AIRFLOW_CONN_WECOM_WAKEUP"])
     d.wait(
@@ -345,6 +346,74 @@ def callbacks(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     check(sim.callbacks()["failed"] == 0, "every callback was acknowledged")
 
 
+def answers(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
+    step("8. Answerable reminders: a reminder card, the interviewer taps 无法参加, the recruiter is told")
+    with psycopg.connect(d.warehouse_url, autocommit=True) as conn:
+        interviewer, recruiter = (r[0] for r in conn.execute(
+            "SELECT platform_user_id FROM wecom.user_mapping WHERE wecom_userid IS NOT NULL"
+            " ORDER BY platform_user_id LIMIT 2"))  # fmt: skip
+        # Due in the last complete reminder interval, which a manual run covers (with or without a
+        # logical date: the schedule's :03 interval, or the last whole ten minutes).
+        now = datetime.now(LOCAL_TZ)
+        if now.minute % 10 in (2, 9) and now.second > 40:
+            time.sleep(70 - now.second)  # not at a boundary of either
+            now = datetime.now(LOCAL_TZ)
+        ends = (
+            last_interval_end(now),
+            now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 10),
+        )
+        low = max(ends) - REMINDER_INTERVAL
+        start = low + (min(ends) - low) / 2 + LEAD
+        conn.execute(
+            "INSERT INTO interview.interviews (id, position, candidate_name, start_at, end_at, status, room_url,"
+            " recruiter_id) VALUES (200000, '数据工程师', '卡片候选人', %s, %s, 'scheduled',"
+            " 'https://www.showmebug.com/pads/e2e', %s)",
+            (start, start + timedelta(hours=1), recruiter),
+        )
+        conn.execute("INSERT INTO interview.interview_interviewers (interview_id, user_id) VALUES (200000, %s)",
+                     (interviewer,))  # fmt: skip
+    d.airflow("dags", "trigger", "interview_reminders")
+
+    def card() -> tuple | None:
+        with psycopg.connect(d.warehouse_url) as conn:
+            return conn.execute(
+                "SELECT c.task_id, c.userid, c.recruiter_userid FROM wecom.reminder_cards c JOIN wecom.message_log l"
+                " ON l.dedup_key = c.dedup_key WHERE c.interview_id = 200000 AND l.status = 'sent'"
+            ).fetchone()  # fmt: skip
+
+    d.wait(lambda: card() is not None, 120, "the reminder card to be sent")
+    task_id, userid, recruiter_userid = card()
+    [shown] = [c["shown"] for c in sim.cards() if c["task_id"] == task_id]
+    check(shown == {userid: None} and recruiter_userid is not None,
+          "WeCom shows the interviewer an answerable card (buttons 确认参加 / 无法参加)")  # fmt: skip
+    started = time.monotonic()
+    check(sim.click(userid, task_id, "decline")["errcode"] == 0, "the interviewer tapped 无法参加")
+
+    def answered() -> bool:
+        with psycopg.connect(d.warehouse_url) as conn:
+            rows = conn.execute("SELECT choice FROM wecom.reminder_responses WHERE task_id = %s", (task_id,))
+            recorded = rows.fetchall() == [("declined",)]
+        [now] = [c["shown"] for c in sim.cards() if c["task_id"] == task_id]
+        return recorded and now == {userid: "已告知无法参加"}
+
+    d.wait(answered, 60, "the answer recorded and the card updated")
+    answer_s = round(time.monotonic() - started, 1)
+    figures["tap_to_card_updated_s"] = answer_s
+    check(
+        answer_s < 30,
+        f"the answer is in wecom.reminder_responses and the card shows it {answer_s} s after the tap",
+    )
+    d.wait(
+        lambda: any("卡片候选人" in m["content"] for m in sim.messages(recruiter_userid)),
+        60,
+        "the decline message",
+    )
+    time.sleep(5)  # a second message would come with the next run
+    told = [m for m in sim.messages(recruiter_userid) if "卡片候选人" in m["content"]]
+    check(len(told) == 1, "the recruiter got the decline once")
+    check(sim.click(userid, task_id, "confirm")["errcode"] == 42018, "the card has no buttons left to tap")
+
+
 def leak_scan(d: Deployment, sim: SimulatorAdmin) -> tuple[int, int]:
     secrets = {**sim.credentials(), **CALLBACK_SECRETS}
     places = [*postgres_rows(d.warehouse_url), *postgres_rows(d.metadata_url, skip_schemas=()), *files(d.home / "logs"),
@@ -366,7 +435,8 @@ def main() -> None:
         sim = SimulatorAdmin(d.simulator_url)
         scenario(d, sim, figures)
         callbacks(d, sim, figures)
-        step("8. Leak scan: warehouse, metadata DB, task logs, process logs")
+        answers(d, sim, figures)
+        step("9. Leak scan: warehouse, metadata DB, task logs, process logs")
         leaks, scanned = leak_scan(d, sim)
         figures |= {"leaks": leaks, "places_scanned": scanned}
         check(leaks == 0, f"no credential in {scanned} rows and files")

@@ -37,6 +37,9 @@ CREATE TABLE wecom.card_codes (
 );
 CREATE INDEX card_codes_task ON wecom.card_codes (task_id, issued_at DESC);
 COMMENT ON TABLE wecom.card_codes IS 'Response codes of reminder cards (from the send and from each click): each updates the card once, within 72 hours.';
+COMMENT ON COLUMN wecom.card_codes.response_code IS 'The code (from message/send or a click''s callback).';
+COMMENT ON COLUMN wecom.card_codes.task_id IS 'The card it updates.';
+COMMENT ON COLUMN wecom.card_codes.issued_at IS 'When WeCom issued it (the send, or the tap).';
 COMMENT ON COLUMN wecom.card_codes.attempted_at IS 'First use; set before the call, so an answer lost on the way is recognised on the next try.';
 COMMENT ON COLUMN wecom.card_codes.spent_at IS 'Used, or refused by WeCom (60140): never tried again.';
 
@@ -77,7 +80,10 @@ CREATE TABLE wecom.markdown_only_users (
     reason   text        NOT NULL,
     added_at timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE wecom.markdown_only_users IS 'Interviewers who get markdown reminders instead of answerable cards (e.g. they read WeCom through the WeChat plugin only). Maintained by operators; userid lowercased.';
+COMMENT ON TABLE wecom.markdown_only_users IS 'Interviewers who get markdown reminders instead of answerable cards (e.g. they read WeCom through the WeChat plugin only). Maintained by operators.';
+COMMENT ON COLUMN wecom.markdown_only_users.userid IS 'WeCom userid (compared case-insensitively).';
+COMMENT ON COLUMN wecom.markdown_only_users.reason IS 'Why cards do not work for them.';
+COMMENT ON COLUMN wecom.markdown_only_users.added_at IS 'When they were listed.';
 
 -- Every reminder card with its delivery, answer and escalation: the one place the views below read.
 CREATE VIEW wecom.reminder_status AS
