@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -345,3 +346,28 @@ def test_the_answers_dag_runs_end_to_end(w, airflow_db):
         )
         assert readable.fetchall() == [(w.interviewer, "declined")]
         assert conn.execute("SELECT confirmation_rate FROM wecom.reminder_confirmation_weekly").fetchall()
+
+
+def test_the_readme_sql_runs_as_written(w):
+    """Every SQL block the README gives a person: queries as ``wecom_analyst``, the rest as the owner,
+    each rolled back; the recruiters' questions return the answers recorded above."""
+    w.remind(REMIND_AT)
+    w.click("decline", 2)
+    w.answers()
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 4
+    answers = {}
+    with psycopg.connect(w.db_url) as conn:
+        for block in blocks:
+            for statement in filter(None, (s.strip() for s in re.split(r";\s*$", block, flags=re.M))):
+                query = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+                title = next((line for line in statement.splitlines() if line.startswith("--")), query)
+                with conn.transaction(force_rollback=True):
+                    if query.lstrip().upper().startswith("SELECT"):
+                        conn.execute("SET LOCAL ROLE wecom_analyst")
+                    answers[title] = conn.execute(query).fetchall() if "SELECT" in query.upper() else None
+    not_confirmed = answers["-- Who has not confirmed today's interviews?"]
+    assert not_confirmed == []  # the interviews are on a day ahead
+    [declined] = answers["-- Who cannot come, and was the recruiter told?"]
+    assert declined[2] == "候选人2" and declined[3] == w.interviewer and w.leader in declined[5]

@@ -433,7 +433,7 @@ class Chaos:
         late = self.sql(
             "SELECT l.dedup_key FROM wecom.message_log l JOIN wecom.reminder_cards c"
             " ON l.dedup_key = 'escalation:' || substr(c.dedup_key, 10)"
-            " JOIN wecom.reminder_responses r USING (task_id) WHERE l.status = 'sent' AND r.recorded_at < l.claimed_at")  # fmt: skip
+            " JOIN wecom.reminder_responses r ON r.task_id = c.task_id WHERE l.status = 'sent' AND r.recorded_at < l.claimed_at")  # fmt: skip
         if late:
             self.violation(n, f"{len(late)} escalation(s) sent after the answer")
         unanswered = self.sql(
