@@ -534,7 +534,10 @@ def _content_of(body: dict[str, Any]) -> str:
     if msgtype == "news":
         return "\n".join(str(a.get("title", "")) for a in section.get("articles", []))
     if msgtype == "template_card":
-        rows = [f"{r.get('keyname', '')}: {r.get('value', '')}" for r in section.get("horizontal_content_list") or []]
+        rows = [
+            f"{r.get('keyname', '')}: {r.get('value', '')}"
+            for r in section.get("horizontal_content_list") or []
+        ]
         return "\n".join([str((section.get("main_title") or {}).get("title", "")), *rows])
     return ""
 
