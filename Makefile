@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python bench/reminder_scan.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/callbacks.py
+	$(BIN)/python bench/answers.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*.egg-info devtools/*.egg-info .demo .e2e .chaos test-artifacts

@@ -139,6 +139,7 @@ def summary(db_url: str, sim_url: str) -> None:
         ledger = dict(conn.execute("SELECT split_part(dedup_key, ':', 1) || '/' || status, count(*)"
                                    " FROM wecom.message_log GROUP BY 1").fetchall())  # fmt: skip
         unmapped = one("SELECT count(*) FROM wecom.unmapped_interviewers")
+        as_markdown = one("SELECT count(*) FROM wecom.message_log WHERE errcode = 43012 AND status = 'sent'")
     stats = SimulatorAdmin(sim_url).stats()
     print("\n=== WeCom demo: done ===")
     print(f"Directory synced: {members} members, {departments} departments")
@@ -146,6 +147,9 @@ def summary(db_url: str, sim_url: str) -> None:
           f"{ledger.get('leader-digest/sent', 0)} leader summaries, {ledger.get('reminder/sent', 0)} reminders and "
           f"{ledger.get('feedback/sent', 0)} feedback nudges sent; "
           f"{sum(v for k, v in ledger.items() if k.endswith('/expired'))} expired")  # fmt: skip
+    if as_markdown:
+        print(f"{as_markdown} reminder(s) went out as markdown instead of answerable cards: the demo's WeCom app "
+              "has no callback URL (errcode 43012, recorded in the ledger); `make e2e` shows cards answered")  # fmt: skip
     print(f"Interviewers without a WeCom mapping: {unmapped}")
     print(f"This run: the simulator delivered {stats['delivered']} messages (what an earlier run sent is never "
           f"sent again), silently dropped {stats['silent_drops']}, and was asked for "

@@ -387,7 +387,7 @@ def answers(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     check(shown == {userid: None} and recruiter_userid is not None,
           "WeCom shows the interviewer an answerable card (buttons 确认参加 / 无法参加)")  # fmt: skip
     started = time.monotonic()
-    check(sim.click(userid, task_id, "decline")["errcode"] == 0, "the interviewer tapped 无法参加")
+    check(sim.click(userid, task_id, "decline").get("ok") is True, "the interviewer tapped 无法参加")
 
     def answered() -> bool:
         with psycopg.connect(d.warehouse_url) as conn:
