@@ -185,6 +185,11 @@ def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
         outcome == expected,
         f"every due reminder is sent or expired as the runbook says: {dict(Counter(outcome.values()))}",
     )
+    with psycopg.connect(d.warehouse_url) as conn:
+        markdown = conn.execute("SELECT count(*) FROM wecom.message_log WHERE dedup_key LIKE 'reminder:%%'"
+                                " AND status = 'sent' AND errcode = 43012 AND reason LIKE 'sent as markdown%%'").fetchone()[0]  # fmt: skip
+    check(markdown == list(expected.values()).count("sent"),
+          "the app has no callback URL yet: each reminder went out as markdown, the ledger says why (43012)")  # fmt: skip
     sent = Counter(m["userid"] for m in sim.messages()[delivered_before:])
     check(
         sum(sent.values()) == list(expected.values()).count("sent"),
