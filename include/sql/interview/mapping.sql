@@ -58,8 +58,11 @@ SELECT platform_user_id, lower(wecom_userid), platform_name FROM wecom.user_mapp
 WHERE platform_user_id = ANY(%(ids)s);
 
 -- name: main_departments
--- Each messaged interviewer's main department, its name and leaders (for the leader summary).
-SELECT lower(u.userid), d.department_id, d.name, d.leaders
+-- Each messaged interviewer's main department, its name and those of its leaders who are still members
+-- (for the leader summary, escalations and declines).
+SELECT lower(u.userid), d.department_id, d.name,
+       ARRAY(SELECT l FROM unnest(d.leaders) AS l
+             WHERE EXISTS (SELECT 1 FROM wecom.users x WHERE lower(x.userid) = lower(l) AND x.deleted_at IS NULL))
 FROM wecom.users u
 JOIN wecom.departments d ON d.department_id = u.main_department AND d.deleted_at IS NULL
 WHERE lower(u.userid) = ANY(%(userids)s) AND u.deleted_at IS NULL;
