@@ -251,13 +251,17 @@ def test_transient_failures_leave_the_card_pending_and_fail_the_task(w):
 
     w.remind(REMIND_AT)
     w.click("decline", 1)
+    w.click("confirm", 2)
     w.admin.fault("http502", path="message/update_template_card", count=3)
-    with pytest.raises(WeComTransientError, match="1 card"):
+    with pytest.raises(WeComTransientError, match="2 card"):
         w.answers()
-    assert w.sql("SELECT card_status FROM wecom.reminder_responses") == [("pending",)]
+    # Three tries of the first card's code, then the second card is left for the retry, untried.
+    assert w.admin.calls("message/update_template_card") == 3
+    assert w.sql("SELECT card_status FROM wecom.reminder_responses") == [("pending",), ("pending",)]
     assert len(w.received(w.recruiter)) == 1  # the decline was told before the cards were tried
-    assert w.answers("retry")["cards_updated"] == 1
-    assert w.shown(1) == "已告知无法参加" and len(w.received(w.recruiter)) == 1
+    assert w.answers("retry")["cards_updated"] == 2
+    assert w.shown(1) == "已告知无法参加" and w.shown(2).startswith("已确认")
+    assert len(w.received(w.recruiter)) == 1
 
 
 def test_escalation_once_in_time_never_after_an_answer_nor_after_the_start(w):

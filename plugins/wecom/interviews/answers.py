@@ -97,13 +97,14 @@ def _record_click(conn: Any, click: dict[str, Any], owners: dict[str, str]) -> s
 def update_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:
     """Make each answered card show its answer; ``pending`` counts cards a transient fault left for later."""
     counts: Counter[str] = Counter()
-    for card in _rows(conn, "cards_to_update", limit=limit):
+    cards = _rows(conn, "cards_to_update", limit=limit)
+    for n, card in enumerate(cards):
         status, note = _update_card(hook, conn, card)
+        if status == "pending":  # WeCom is not answering: the rest wait for the retry, untried
+            counts["pending"] += len(cards) - n
+            break
         counts[status] += 1
-        if status != "pending":
-            conn.execute(
-                _statement("card_outcome"), {"status": status, "note": note, "task_id": card["task_id"]}
-            )
+        conn.execute(_statement("card_outcome"), {"status": status, "note": note, "task_id": card["task_id"]})
     return counts
 
 
