@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import time
 from datetime import datetime, timedelta
 
@@ -33,15 +31,7 @@ from wecom.directory import tasks as directory
 from wecom.interviews import tasks
 from wecom.interviews.render import LOCAL_TZ
 from wecom_dev.days import weekday_ahead
-from wecom_dev.environment import (
-    airflow_connections,
-    org_args,
-    postgres_conn_json,
-    scratch_database,
-    simulator_process,
-    start_receiver,
-    wecom_conn_json,
-)
+from wecom_dev.environment import callback_receiver, org_args, scratch_database, simulator_process
 from wecom_dev.platform import create_platform_schema
 from wecom_simulator import SimulatorAdmin, SimulatorConfig
 
@@ -80,20 +70,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30)
     args = parser.parse_args()
     with scratch_database() as db_url, simulator_process(*org_args(args.users, 100)) as sim_url:
-        extra = {"callback_token": TOKEN, "callback_aes_key": AES_KEY, "token_store": "memory"}
-        conns = {
-            "wecom_default": wecom_conn_json(sim_url, **extra),
-            "wecom_warehouse": postgres_conn_json(db_url),
-        }
-        env = {**os.environ, **{f"AIRFLOW_CONN_{k.upper()}": v for k, v in conns.items()}}
-        port = 18790 + os.getpid() % 1000
-        receiver = start_receiver(port, subprocess.DEVNULL, env)
-        try:
-            with airflow_connections(**conns):
-                run(args, f"http://127.0.0.1:{port}/wecom/callback", db_url, sim_url)
-        finally:
-            receiver.terminate()
-            receiver.wait(10)
+        with callback_receiver(sim_url, db_url, callback_token=TOKEN, callback_aes_key=AES_KEY) as url:
+            run(args, url, db_url, sim_url)
 
 
 def run(args: argparse.Namespace, url: str, db_url: str, sim_url: str) -> None:

@@ -101,15 +101,21 @@ def wecom_conn(url: str, *, secret: str = SIM_CONFIG.secret, **extra: object) ->
 postgres_conn = postgres_conn_json
 
 
+def use_connections(monkeypatch: pytest.MonkeyPatch, wecom_url: str, db_url: str, **extra: object) -> None:
+    """wecom_default (the simulator at ``wecom_url``, with these extras) and wecom_warehouse (``db_url``)
+    as env connections, with the token caches emptied (each test has its own warehouse)."""
+    from wecom import token_store
+
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", wecom_conn(wecom_url, **extra))
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
+    token_store._postgres_stores.clear()
+    token_store._memory_store.__init__()
+
+
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch, simulator: WeComSimulator, db_url: str) -> dict[str, str]:
     """wecom_default (the simulator) and wecom_warehouse (a fresh database) as env connections."""
-    monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", wecom_conn(simulator.url))
-    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
-    from wecom import token_store
-
-    token_store._postgres_stores.clear()  # each test has its own warehouse
-    token_store._memory_store.__init__()
+    use_connections(monkeypatch, simulator.url, db_url)
     return {"wecom": simulator.url, "warehouse": db_url}
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 import requests
-from conftest import ROOT, load_dag, postgres_conn, sealed_delivery, serving, wecom_conn
+from conftest import ROOT, load_dag, sealed_delivery, serving, use_connections
 
 from wecom.callbacks.crypto import CallbackCrypto
 from wecom.delivery import Claimant
@@ -76,17 +76,14 @@ class World:
 
 @contextlib.contextmanager
 def world(monkeypatch, db_url: str, *, time_scale: float = 1.0, callbacks: bool = True) -> Iterator[World]:
-    from wecom import token_store
     from wecom.callbacks.receiver import application
 
     with WeComSimulator(
         generate_org(users=40, departments=5, seed=11), SimulatorConfig(time_scale=time_scale)
     ) as sim:
-        conn = wecom_conn(sim.url, callback_token=TOKEN, callback_aes_key=AES_KEY, token_store="memory")
-        monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", conn)
-        monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
-        token_store._postgres_stores.clear()
-        token_store._memory_store.__init__()
+        use_connections(
+            monkeypatch, sim.url, db_url, callback_token=TOKEN, callback_aes_key=AES_KEY, token_store="memory"
+        )
         directory.migrate()
         directory.apply(directory.fetch()["snapshot_id"])
         org = sim.state.org
@@ -114,13 +111,9 @@ def world(monkeypatch, db_url: str, *, time_scale: float = 1.0, callbacks: bool 
                 )
         admin = SimulatorAdmin(sim.url)
         leader = leaders[interviewer["main_department"]][0].lower()
-        if not callbacks:
-            yield World(
-                sim, admin, db_url, interviewer["userid"].lower(), recruiter["userid"].lower(), leader, None
-            )
-            return
-        with serving(application()) as url:
-            admin.send_callbacks(f"{url}/wecom/callback", TOKEN, AES_KEY)
+        with serving(application()) if callbacks else contextlib.nullcontext() as url:
+            if url:
+                admin.send_callbacks(f"{url}/wecom/callback", TOKEN, AES_KEY)
             yield World(
                 sim, admin, db_url, interviewer["userid"].lower(), recruiter["userid"].lower(), leader, url
             )

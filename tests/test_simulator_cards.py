@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 import requests
-from conftest import postgres_conn, serving
+from conftest import serving, use_connections
 
 from wecom_simulator import SimulatorConfig, WeComSimulator, generate_org
 
@@ -110,20 +110,12 @@ def test_each_response_code_updates_once_and_expires(sim, api):
 
 
 def test_a_click_comes_back_as_a_callback_with_a_fresh_code(sim, api, monkeypatch, db_url):
-    from wecom import token_store
     from wecom.callbacks.receiver import application
     from wecom_simulator import SimulatorAdmin
 
-    extra = {
-        "agent_id": CONFIG.agent_id,
-        "callback_token": TOKEN,
-        "callback_aes_key": AES_KEY,
-        "token_store": "memory",
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", json.dumps({"conn_type": "wecom", "host": sim.url,
-                       "login": CONFIG.corp_id, "password": CONFIG.secret, "extra": extra}))  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
-    token_store._postgres_stores.clear()
+    use_connections(
+        monkeypatch, sim.url, db_url, callback_token=TOKEN, callback_aes_key=AES_KEY, token_store="memory"
+    )
     admin = SimulatorAdmin(sim.url)
     who = member(sim)
     with serving(application()) as url:

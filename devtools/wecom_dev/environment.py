@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from wecom_dev.postgres import find_server
+from wecom_dev.processes import free_port
 from wecom_simulator.server import SimulatorConfig
 
 
@@ -125,3 +126,22 @@ def airflow_connections(**connections: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def callback_receiver(sim_url: str, db_url: str, **callback_secrets: str) -> Iterator[str]:
+    """The simulator as ``wecom_default`` (with these callback secrets, a per-process token store) and
+    ``db_url`` as ``wecom_warehouse``, for this process and for ``wecom-callback-receiver`` started in
+    its own; yields the receiver's callback URL and stops it afterwards."""
+    conns = {
+        "wecom_default": wecom_conn_json(sim_url, token_store="memory", **callback_secrets),
+        "wecom_warehouse": postgres_conn_json(db_url),
+    }
+    port = free_port()
+    with airflow_connections(**conns):
+        receiver = start_receiver(port, subprocess.DEVNULL, dict(os.environ))
+        try:
+            yield f"http://127.0.0.1:{port}/wecom/callback"
+        finally:
+            receiver.terminate()
+            receiver.wait(10)
