@@ -2,8 +2,9 @@
 ### Interview answers
 
 What interviewers answer on their reminder cards (**确认参加 / 无法参加**). WeCom posts each tap to the
-callback receiver, which stores it in `wecom.callback_events` and wakes this DAG (as it wakes the
-directory events DAG); it also runs every minute in case a wake-up is lost. Each run:
+callback receiver, which stores it in `wecom.callback_events`; this DAG runs when taps wait there, and only
+then (an `AssetWatcher` on `wecom.callback_events.template_card_event`, as for the directory events DAG:
+at once on the receiver's NOTIFY, within 10 s if a notice was lost). Each run:
 
 - records each waiting tap in `wecom.reminder_responses`: the first answer recorded wins, duplicates and
   replays change nothing, a tap on a card that is not a reminder (or by someone else) is ignored and its
@@ -22,28 +23,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, get_current_context, task
+from airflow.sdk import DAG, get_current_context, task
 
-from wecom.assets import CALLBACK_INBOX
+from wecom.assets import CARD_TAPS
 from wecom.interviews import tasks
-from wecom.notifications import alert_callbacks
+from wecom.notifications import task_defaults
 
 with DAG(
     dag_id="interview_answers",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"), assets=CALLBACK_INBOX
-    ),
+    schedule=[CARD_TAPS],
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
     tags=["wecom", "interviews"],
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=20),
-        "retry_exponential_backoff": 2.0,
-        "on_failure_callback": alert_callbacks(),
-    },
+    default_args=task_defaults(retries=3, retry_delay=timedelta(seconds=20)),
 ) as dag:
 
     @task(pool="wecom_api")

@@ -32,7 +32,7 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
 
 from wecom.interviews import tasks
-from wecom.notifications import alert_callbacks, deadline_alerts
+from wecom.notifications import deadline_alerts, task_defaults
 
 CRON = os.environ.get("WECOM_DIGEST_CRON", "47 7 * * *")
 
@@ -46,12 +46,8 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["wecom", "interviews"],
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": 2.0,  # an outage gets 2, 4, 8 minutes (the scheduler caps the delay)
-        "on_failure_callback": alert_callbacks(),
-    },
+    # An outage gets 2, 4, 8 minutes (the scheduler caps the delay).
+    default_args=task_defaults(retries=3, retry_delay=timedelta(minutes=2)),
     params={
         "day": Param(
             None,

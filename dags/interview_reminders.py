@@ -33,7 +33,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
 from wecom.interviews import tasks
-from wecom.notifications import alert_callbacks
+from wecom.notifications import task_defaults
 
 with DAG(
     dag_id="interview_reminders",
@@ -44,12 +44,8 @@ with DAG(
     max_active_runs=4,
     doc_md=__doc__,
     tags=["wecom", "interviews"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,  # 1, then 2 minutes: still ahead of the 30-minute lead
-        "on_failure_callback": alert_callbacks(),
-    },
+    # 1, then 2 minutes: still ahead of the 30-minute lead.
+    default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=1)),
     params={
         "lead_minutes": Param(
             30, type="integer", minimum=1, maximum=1440, description="Remind this long before."

@@ -2,9 +2,11 @@
 ### WeCom directory events
 
 Keeps the directory fresh between daily syncs: WeCom pushes contact changes to the callback receiver
-(`/wecom/callback`), which stores them in `wecom.callback_events` and publishes a wake-up through Redis.
-This DAG runs on that wake-up (an `AssetWatcher` on the inbox asset, when `WECOM_WAKEUP_CONN_ID` names the
-Redis connection) and, in case a wake-up is lost, every minute. Each run takes the waiting
+(`/wecom/callback`), which stores them in `wecom.callback_events`. This DAG runs when contact events wait
+there, and only then: the inbox asset `wecom.callback_events.change_contact` carries an `AssetWatcher`
+whose trigger (in the triggerer) hears the receiver's NOTIFY at once, looks at the inbox every 10 s in case a
+notice was lost, and fires again after a minute if events still wait. A quiet org makes no runs. Each run
+takes the waiting
 `change_contact` events, **re-reads exactly the members and departments they name** (`user/get`,
 `department/get`; an id WeCom no longer knows is a removal) and applies them through the same
 history-keeping merge as the full sync, in one transaction that also marks the events processed
@@ -21,22 +23,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, Param, get_current_context, task
 
-from wecom.assets import CALLBACK_INBOX, DIRECTORY
+from wecom.assets import CONTACT_EVENTS, DIRECTORY
 from wecom.directory import tasks
+from wecom.notifications import task_defaults
 
 with DAG(
     dag_id="wecom_directory_events",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"), assets=CALLBACK_INBOX
-    ),
+    schedule=[CONTACT_EVENTS],
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
     tags=["wecom", "directory"],
-    default_args={"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": 2.0},
+    default_args=task_defaults(retries=3, retry_delay=timedelta(seconds=20)),
     params={
         "allow_mass_removal": Param(False, type="boolean", description="Apply even a burst of removals."),
         "max_removal_share": Param(

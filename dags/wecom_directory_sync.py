@@ -35,6 +35,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, t
 
 from wecom.assets import DIRECTORY
 from wecom.directory import tasks
+from wecom.notifications import task_defaults
 
 with DAG(
     dag_id="wecom_directory_sync",
@@ -46,7 +47,7 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["wecom", "directory"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": 2.0},
+    default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=2)),
     params={
         "allow_mass_removal": Param(
             False, type="boolean", description="Apply even if more than max_removal_share of members vanish."

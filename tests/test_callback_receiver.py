@@ -141,105 +141,129 @@ def test_an_oversized_body_and_other_methods_are_refused(receiver, db_url):
     assert inbox(db_url) == []
 
 
+class Watching:
+    """An inbox trigger built as the DAGs' assets build it, run as the triggerer runs it (its own event
+    loop, in a thread), with what it fired and when."""
+
+    def __init__(self, trigger) -> None:
+        import asyncio
+        import threading
+
+        self.trigger, self.fired = trigger, []
+        self.loop = asyncio.new_event_loop()
+        self.task = self.loop.create_task(self._consume())
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.task,), daemon=True)
+        self.thread.start()
+
+    async def _consume(self) -> None:
+        async for event in self.trigger.run():
+            self.fired.append((time.monotonic(), event.payload))
+
+    def wait(self, count: int, timeout: float) -> float | None:
+        """When the ``count``-th event fired (None: not within ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        while len(self.fired) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.fired[count - 1][0] if len(self.fired) >= count else None
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "the trigger did not stop when cancelled"
+
+
 @pytest.fixture
-def wakeup_redis(monkeypatch):  # before ``receiver``: the app reads its settings when it starts
-    """A Redis (the machine's, or a private one) named as the wake-up connection, as docker-compose does."""
-    import redis
+def watch(receiver):
+    """Start watchers on the receiver's warehouse: ``watch(asset)`` with the asset's own trigger, or
+    ``watch(asset, poll_interval=.., refire_after=..)`` with those changed."""
+    from wecom.triggers import InboxTrigger
 
-    from wecom_dev.broker import running_redis
+    started = []
 
-    with running_redis() as url:
-        monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAKEUP", url)
-        monkeypatch.setenv("WECOM_WAKEUP_CONN_ID", "wecom_wakeup")
-        client = redis.Redis.from_url(url)
-        yield client
-        client.close()
+    def start(asset, **changes) -> Watching:
+        (watcher,) = asset.watchers
+        _, kwargs = watcher.trigger.serialize()
+        watching = Watching(InboxTrigger(**{**kwargs, **changes}))  # as the triggerer builds it
+        started.append(watching)
+        time.sleep(0.5)  # connected and listening
+        return watching
 
-
-def _subscribed(client, channel: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while client.pubsub_numsub(channel)[0][1] < 1:
-        assert time.monotonic() < deadline, f"nobody subscribed to {channel} within {timeout} s"
-        time.sleep(0.05)
+    yield start
+    for watching in started:
+        watching.stop()
 
 
-def test_a_stored_event_fires_the_inbox_assets_message_queue_trigger(wakeup_redis, receiver, db_url):
-    """The watcher the events DAG is scheduled on (built as the DAG builds it) fires after a delivery."""
-    import asyncio
-    import threading
-
-    from wecom import assets
-
-    (watcher,) = assets._inbox_watchers()
-    fired: list = []
-
-    def listen() -> None:
-        async def first_event() -> None:
-            async for event in watcher.trigger.run():
-                fired.append(event.payload)
-                return
-
-        asyncio.run(asyncio.wait_for(first_event(), 30))
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    _subscribed(wakeup_redis, assets.WAKEUP_CHANNEL)
-    query, body = sealed(contact_event("create_user", UserID="wangwu"))
+def post(receiver: str, message: str) -> float:
+    query, body = sealed(message)
     posted = time.monotonic()
     assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
-    listener.join(30)
-    assert fired and fired[0]["channel"] == assets.WAKEUP_CHANNEL and fired[0]["data"] == "stored"
-    assert time.monotonic() - posted < 5  # the trigger polls every second; the sweep would take a minute
-    assert [row[2] for row in inbox(db_url)] == ["wangwu"]
+    return posted
 
 
-def test_only_new_events_wake_and_a_burst_becomes_few_messages(wakeup_redis, receiver):
-    from wecom.assets import WAKEUP_CHANNEL
-
-    listener = wakeup_redis.pubsub()
-    listener.subscribe(WAKEUP_CHANNEL)
-    _subscribed(wakeup_redis, WAKEUP_CHANNEL)
-
-    def messages(wait: float) -> int:
-        count, deadline = 0, time.monotonic() + wait
-        while time.monotonic() < deadline:
-            message = listener.get_message(timeout=0.1)
-            count += bool(message and message["type"] == "message")
-        return count
-
-    deliveries = [sealed(contact_event("update_user", UserID=f"u{n}")) for n in range(40)]
-    for query, body in deliveries:
-        assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
-    burst = messages(2)
-    assert 1 <= burst <= 40
-    for query, body in deliveries[:5]:  # WeCom's retries of what is already stored wake nobody
-        assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
-    assert messages(1.5) == 0
-    listener.close()
+def card_tap(userid: str) -> str:
+    return (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[{userid}]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            "<Event><![CDATA[template_card_event]]></Event><TaskId><![CDATA[t1]]></TaskId></xml>")  # fmt: skip
 
 
-@pytest.fixture
-def silent_redis(monkeypatch):
-    """The wake-up connection names a Redis that is not there (and carries a password to look for)."""
-    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAKEUP", f"redis://:{TOKEN}@127.0.0.1:{free_port()}/0")
-    monkeypatch.setenv("WECOM_WAKEUP_CONN_ID", "wecom_wakeup")
-
-
-def test_without_redis_the_receiver_still_stores_and_says_once_why_there_is_no_wakeup(
-    silent_redis, receiver, db_url, caplog
+def test_a_stored_event_fires_its_kinds_trigger_at_once_and_the_other_kind_stays_quiet(
+    receiver, watch, db_url
 ):
+    from wecom.assets import CARD_TAPS, CONTACT_EVENTS
 
-    def warnings() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "wake-up" in r.getMessage()]
+    contacts, taps = watch(CONTACT_EVENTS), watch(CARD_TAPS)
+    assert contacts.wait(1, 1.5) is None and taps.wait(1, 0.1) is None  # an empty inbox: nothing
+    posted = post(receiver, contact_event("create_user", UserID="wangwu"))
+    fired = contacts.wait(1, 10)
+    assert fired is not None and fired - posted < 1.5  # the NOTIFY, not the 10 s look
+    assert contacts.fired[0][1]["events"] == ["change_contact"]
+    assert taps.wait(1, 1) is None  # a contact event is not a tap
+    posted = post(receiver, card_tap("lisi"))
+    assert (taps.wait(1, 10) or 99) - posted < 1.5
+    assert len(contacts.fired) == 1  # still waiting, but not new: no second run for the same events
 
-    for n in range(3):
-        query, body = sealed(contact_event("delete_user", UserID=f"gone{n}"))
-        started = time.monotonic()
-        assert requests.post(receiver, params=query, data=body, timeout=5).status_code == 200
-        assert time.monotonic() - started < 1  # the failing publish is not on the request's path
-        deadline = time.monotonic() + 20
-        while not warnings() and time.monotonic() < deadline:  # each publish is tried (and fails) on its own
-            time.sleep(0.1)
-    assert len(inbox(db_url)) == 3
-    assert len(warnings()) == 1 and "every-minute sweep" in warnings()[0]
-    assert TOKEN not in caplog.text
+
+def test_waiting_events_fire_again_and_processed_ones_never(receiver, watch, db_url):
+    from wecom.assets import CONTACT_EVENTS
+
+    contacts = watch(CONTACT_EVENTS, poll_interval=0.3, refire_after=1.5)
+    post(receiver, contact_event("update_user", UserID="zhaoliu"))
+    first = contacts.wait(1, 5)
+    again = contacts.wait(2, 5)  # its run failed or was lost: the events still wait
+    assert first is not None and again is not None and 1.2 < again - first < 3
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE wecom.callback_events SET processed_at = now()")
+    time.sleep(0.5)
+    count = len(contacts.fired)
+    assert contacts.wait(count + 1, 3) is None  # applied: quiet again
+
+
+def test_a_lost_notice_or_a_restarted_triggerer_still_finds_what_waits(receiver, watch, db_url):
+    """An event stored without a notice (the watcher's connection was down) is found by the look every
+    ``poll_interval``; a trigger started afresh (a triggerer restart mid-burst) fires for what waits."""
+    from wecom.assets import CONTACT_EVENTS
+
+    post(receiver, contact_event("delete_user", UserID="before"))  # stored while nobody listened
+    restarted = watch(CONTACT_EVENTS)
+    assert restarted.wait(1, 3) is not None
+    contacts = watch(CONTACT_EVENTS, poll_interval=1.0)
+    contacts.wait(1, 3)
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as stored, without its NOTIFY
+        conn.execute(
+            "INSERT INTO wecom.callback_events (payload_sha256, event, change_type, userid, payload)"
+            " VALUES ('x', 'change_contact', 'delete_user', 'silent', '{}')"
+        )
+    inserted = time.monotonic()
+    fired = contacts.wait(2, 5)
+    assert fired is not None and fired - inserted < 2.5
+
+
+def test_the_trigger_survives_a_warehouse_it_cannot_reach_and_says_so_once(monkeypatch, caplog):
+    from wecom.triggers import InboxTrigger
+
+    monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", f"postgresql://u:{TOKEN}@127.0.0.1:{free_port()}/db")
+    watching = Watching(InboxTrigger(events=["change_contact"], poll_interval=0.2))
+    time.sleep(1.5)
+    watching.stop()  # still running after several failed tries, and stops when cancelled
+    warnings = [r.getMessage() for r in caplog.records if "callback inbox" in r.getMessage()]
+    assert len(warnings) == 1 and TOKEN not in caplog.text

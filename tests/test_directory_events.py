@@ -178,3 +178,131 @@ def test_org_changes_reach_the_directory_through_real_callbacks(db, simulator, s
     assert departments == {d["id"]: d["name"] for d in wecom["departments"]}
     memberships = set(db.execute("SELECT userid, department_id FROM wecom.user_departments").fetchall())
     assert memberships == {(u["userid"], d) for u in wecom["users"] for d in u["department"]}
+
+
+def wait_delivered(sim_admin) -> dict:
+    deadline = time.monotonic() + 30
+    while not sim_admin.callbacks()["idle"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sim_admin.callbacks()
+
+
+def leaders_in_warehouse(db) -> tuple[dict, set, set]:
+    """Who leads what, in each of its three stored forms."""
+    departments = dict(
+        db.execute("SELECT department_id, leaders FROM wecom.departments WHERE deleted_at IS NULL")
+    )
+    flags = set(
+        db.execute("SELECT userid, department_id FROM wecom.user_departments WHERE is_leader").fetchall()
+    )
+    members = set(
+        db.execute("SELECT DISTINCT department_id, unnest(department_leaders) FROM wecom.members").fetchall()
+    )
+    return departments, flags, members
+
+
+def test_leader_changes_reach_the_directory_as_wecom_announces_them(db, simulator, sim_admin, receiver_url):
+    """Since 2022-08-15 WeCom says nothing of a department when its leaders change: the members whose
+    IsLeaderInDept changed get update_user, a leader who leaves delete_user. The events alone must still
+    make every stored form of "who leads what" WeCom's, and the next full sync find nothing to correct."""
+    org = simulator.state.org
+    run("wecom_directory_sync")
+    led = {
+        d: dept["department_leader"][0] for d, dept in org.departments.items() if dept["department_leader"]
+    }
+    changed, left = sorted(led)[:2]
+    successor = next(u["userid"] for u in org.members_of(changed) if u["userid"] != led[changed])
+    sim_admin.send_callbacks(receiver_url, TOKEN, AES_KEY, reorder=True)
+    sim_admin.mutate(
+        {"op": "set_leader", "department_id": changed, "userids": [successor]},
+        {"op": "remove_user", "userid": led[left]},
+    )
+    stats = wait_delivered(sim_admin)
+    assert stats["failed"] == 0
+    kinds = {k for (k,) in db.execute("SELECT DISTINCT change_type FROM wecom.callback_events")}
+    assert kinds == {"update_user", "delete_user"}  # nothing names a department
+    calls_before = dict(sim_admin.stats()["calls"])
+    run("wecom_directory_events")
+    calls = {k: v - calls_before.get(k, 0) for k, v in sim_admin.stats()["calls"].items()}
+    assert calls.get("department/get") == 2  # the two departments whose leaders changed, nothing more
+
+    wecom = sim_admin.org()
+    departments, flags, members = leaders_in_warehouse(db)
+    assert departments == {d["id"]: d["department_leader"] for d in wecom["departments"]}
+    assert departments[changed] == [successor] and departments[left] == []
+    assert flags == {
+        (u["userid"], d)
+        for u in wecom["users"]
+        for d, flag in zip(u["department"], u["is_leader_in_dept"], strict=True)
+        if flag
+    }
+    assert members == {(d, leader) for d, people in departments.items() for leader in people} & members
+    assert (changed, successor) in members and not any(m[1] == led[left] for m in members)
+    run("wecom_directory_sync")
+    assert one(db, "SELECT drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1") == 0
+
+
+@pytest.fixture
+def callbacks_on(monkeypatch, simulator, connections) -> None:
+    """The wecom connection holds the callback secrets, as once callbacks are turned on."""
+    from conftest import use_connections
+
+    secrets = {"callback_token": TOKEN, "callback_aes_key": AES_KEY}
+    use_connections(monkeypatch, simulator.url, connections["warehouse"], **secrets)
+
+
+def test_drift_counts_the_changes_whose_events_were_lost(
+    db, simulator, sim_admin, receiver_url, callbacks_on
+):
+    """N changes whose events never arrived: drift N at the next full sync, a member or a department each,
+    however many rows it took; a department rename, which WeCom does not announce, is not drift."""
+    org = simulator.state.org
+    run("wecom_directory_sync")
+    users = sorted(org.users)
+    department = next(d for d in sorted(org.departments) if d != 1 and org.departments[d]["parentid"] != 1)
+    sim_admin.send_callbacks(receiver_url, TOKEN, AES_KEY, drop=1.0)  # every event lost
+    sim_admin.mutate(
+        {"op": "move_user", "userid": org.users[users[0]]["userid"], "departments": [1]},  # 3+ rows
+        {"op": "update_user", "userid": org.users[users[1]]["userid"], "fields": {"position": "经理"}},
+        {
+            "op": "add_user",
+            "user": {**copy.deepcopy(org.users[users[2]]), "userid": "lost2026", "name": "新"},
+        },
+        {"op": "move_department", "id": department, "parentid": 1},
+        {"op": "rename_department", "id": department, "name": "未通知的改名"},
+    )
+    assert wait_delivered(sim_admin)["dropped"] == 4  # the rename made no event at all
+    run("wecom_directory_events")
+    run("wecom_directory_sync")
+    assert db.execute(
+        "SELECT kind, drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1"
+    ).fetchone() == (
+        "full",
+        4,
+    )
+    assert (
+        one(db, "SELECT name FROM wecom.departments WHERE department_id = %s", department) == "未通知的改名"
+    )
+
+
+def test_drift_shows_callbacks_that_never_arrive(db, simulator, sim_admin, request):
+    """A callback token in the connection means callbacks are expected: with a wrong callback URL no event
+    ever arrives and no events run ever happens, yet each full sync shows what they missed."""
+    run("wecom_directory_sync")
+    no_callbacks = one(db, "SELECT drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1")
+    assert no_callbacks is None  # without callbacks, nothing is expected of events
+    request.getfixturevalue("callbacks_on")
+    first, second = sorted(simulator.state.org.users)[:2]
+    sim_admin.mutate(
+        *(
+            {
+                "op": "update_user",
+                "userid": simulator.state.org.users[u]["userid"],
+                "fields": {"position": "新"},
+            }
+            for u in (first, second)
+        )  # fmt: skip
+    )
+    run("wecom_directory_sync")
+    assert one(db, "SELECT count(*) FROM wecom.sync_runs WHERE kind = 'incremental'") == 0
+    assert one(db, "SELECT drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1") == 2

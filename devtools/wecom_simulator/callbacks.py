@@ -22,6 +22,8 @@ from typing import Any
 import requests
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from wecom_simulator.org import Org
+
 
 def seal(
     message: bytes, token: str, aes_key: str, corp_id: str, timestamp: str, nonce: str
@@ -47,28 +49,48 @@ def contact_event(corp_id: str, change_type: str, **ids: Any) -> bytes:
     ).encode()
 
 
-def events_for(op: dict[str, Any], before: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    """The change_contact events WeCom sends for one admin change: ids only."""
+def events_for(op: dict[str, Any], org: Org, led_before: dict[str, frozenset[int]]) -> list[tuple[str, dict]]:
+    """The change_contact events WeCom sends for one admin change, as it sends them since 2022-08-15:
+    ids only, ``update_party`` only when a department's parent changes (a rename is not announced), and a
+    change of a department's leaders as ``update_user`` for each member whose ``IsLeaderInDept`` changed."""
     kind = op["op"]
-    if kind in ("rename_department", "move_department"):
-        return [("update_party", {"Id": op["id"], "ParentId": (before or {}).get("parentid")})]
-    if kind == "add_department":
-        return [
+    events: list[tuple[str, dict[str, Any]]] = []
+    if kind == "move_department":
+        events.append(("update_party", {"Id": op["id"], "ParentId": op["parentid"]}))
+    elif kind == "add_department":
+        events.append(
             ("create_party", {"Id": op["department"]["id"], "ParentId": op["department"].get("parentid")})
-        ]
-    if kind == "remove_department":
-        return [("delete_party", {"Id": op["id"]})]
-    if kind == "set_leader":
-        return [("update_user", {"UserID": u}) for u in op["userids"]]
-    if kind in ("move_user", "update_user"):
-        return [("update_user", {"UserID": op["userid"]})]
-    if kind == "remove_user":
-        return [("delete_user", {"UserID": op["userid"]})]
-    if kind == "add_user":
-        return [("create_user", {"UserID": op["user"]["userid"]})]
-    if kind == "change_userid":
-        return [("update_user", {"UserID": op["userid"], "NewUserID": op["new_userid"]})]
-    return []
+        )
+    elif kind == "remove_department":
+        events.append(("delete_party", {"Id": op["id"]}))
+    elif kind in ("move_user", "update_user"):
+        events.append(("update_user", _member_fields(org, op["userid"])))
+    elif kind == "remove_user":
+        events.append(("delete_user", {"UserID": op["userid"]}))
+    elif kind == "add_user":
+        events.append(("create_user", _member_fields(org, op["user"]["userid"])))
+    elif kind == "change_userid":
+        events.append(("update_user", {"UserID": op["userid"], "NewUserID": op["new_userid"]}))
+    announced = {ids.get("UserID", "").lower() for _, ids in events} | {
+        ids.get("NewUserID", "").lower() for _, ids in events
+    }
+    led_now = org.led()
+    for key in sorted(led_before.keys() & led_now.keys()):  # leaders gained or lost, not yet announced
+        if led_before[key] != led_now[key] and key not in announced:
+            events.append(("update_user", _member_fields(org, key)))
+    return events
+
+
+def _member_fields(org: Org, userid: str) -> dict[str, Any]:
+    """What an ``update_user`` or ``create_user`` carries: the ids, the departments and the leader flags."""
+    user = org.users.get(userid.lower())
+    if user is None:
+        return {"UserID": userid}
+    return {
+        "UserID": user["userid"],
+        "Department": ",".join(str(d) for d in user["department"]),
+        "IsLeaderInDept": ",".join(str(flag) for flag in user["is_leader_in_dept"]),
+    }
 
 
 @dataclass

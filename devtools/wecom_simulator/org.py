@@ -92,6 +92,27 @@ class Org:
         """Call after any mutation so the membership index is rebuilt."""
         self._index = None
 
+    def led(self) -> dict[str, frozenset[int]]:
+        """The departments each member leads (by ``is_leader_in_dept``), keyed by lowercased userid."""
+        return {
+            key: frozenset(
+                d for d, flag in zip(u["department"], u["is_leader_in_dept"], strict=False) if flag
+            )
+            for key, u in self.users.items()
+        }
+
+    def replace_leader(self, userid: str, new_userid: str | None = None) -> None:
+        """A member who left or stopped leading leaves every ``department_leader`` list (or, with
+        ``new_userid``, is listed under the new spelling), as WeCom keeps them."""
+        for dept in self.departments.values():
+            leaders = dept.get("department_leader") or []
+            if any(u.lower() == userid.lower() for u in leaders):
+                dept["department_leader"] = [
+                    (new_userid if u.lower() == userid.lower() else u)
+                    for u in leaders
+                    if new_userid or u.lower() != userid.lower()
+                ]
+
     def members_of(self, department_id: int) -> list[dict[str, Any]]:
         if self._index is None:
             index: dict[int, list[str]] = {}

@@ -604,10 +604,9 @@ class SimulatorAdminApi:
             with state.lock:
                 applied, events = [], []
                 for op in body.get("ops", []):
-                    before = state.org.departments.get(int(op["id"])) if "id" in op else None
-                    before = dict(before) if before else None
+                    led_before = state.org.led()
                     applied.append(mutate(state.org, op))
-                    events += events_for(op, before)
+                    events += events_for(op, state.org, led_before)
                 state.org.changed()
             if state.callbacks is not None:
                 state.callbacks.emit(events)
@@ -661,7 +660,8 @@ def mutate(org: Org, op: dict[str, Any]) -> str:
         for user in org.members_of(dept_id):
             index = user["department"].index(dept_id)
             user["is_leader_in_dept"][index] = int(user["userid"].lower() in leaders)
-    elif kind == "move_user":
+    elif kind == "move_user":  # moved out of every department it led: it leads none now
+        org.replace_leader(op["userid"])
         user = org.users[op["userid"].lower()]
         departments = [int(d) for d in op["departments"]]
         user["department"] = departments
@@ -672,6 +672,7 @@ def mutate(org: Org, op: dict[str, Any]) -> str:
         org.users[op["userid"].lower()].update(op["fields"])
     elif kind == "remove_user":
         org.users.pop(op["userid"].lower(), None)
+        org.replace_leader(op["userid"])
     elif kind == "add_user":
         user = {"order": [], "is_leader_in_dept": [], "status": 1, **op["user"]}
         user.setdefault("order", [0 for _ in user["department"]])
@@ -685,6 +686,7 @@ def mutate(org: Org, op: dict[str, Any]) -> str:
         user = org.users.pop(op["userid"].lower())
         user["userid"] = op["new_userid"]
         org.users[op["new_userid"].lower()] = user
+        org.replace_leader(op["userid"], op["new_userid"])
     else:
         raise ValueError(f"unknown org op {kind!r}")
     org.changed()

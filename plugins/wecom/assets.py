@@ -8,17 +8,18 @@
 An event is emitted when a sync changed something, with its counts (``users_added`` and so on) in the
 event's extra; an unchanged sync emits none.
 
-``CALLBACK_INBOX`` is the receiver's inbox (``wecom.callback_events``). When the environment names a Redis
-connection in ``WECOM_WAKEUP_CONN_ID``, it carries an ``AssetWatcher`` on the common-messaging
-``MessageQueueTrigger`` (Redis pub/sub): the receiver publishes on ``WAKEUP_CHANNEL`` after storing events
-and the events DAG, scheduled on this asset as well as every minute, starts at once.
+``CONTACT_EVENTS`` and ``CARD_TAPS`` are what waits in the callback receiver's inbox
+(``wecom.callback_events``): contact changes and card taps. Each carries an ``AssetWatcher`` whose trigger
+(``wecom.triggers.InboxTrigger``, run by the triggerer) fires when events of its kind wait, at once on the
+receiver's NOTIFY and within ``poll_interval`` otherwise; the DAG that handles them is scheduled on it and
+runs then, and only then.
 """
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import Asset, AssetWatcher
+
+from wecom.triggers import InboxTrigger
 
 DEPARTMENTS = Asset(name="wecom.departments", uri="wecom://warehouse/wecom/departments", group="wecom")
 USERS = Asset(name="wecom.users", uri="wecom://warehouse/wecom/users", group="wecom")
@@ -27,31 +28,17 @@ MEMBERSHIPS = Asset(
 )
 DIRECTORY = [DEPARTMENTS, USERS, MEMBERSHIPS]
 
-WAKEUP_CHANNEL = "wecom.callback_events"
-WAKEUP_CONN_ID_ENV = "WECOM_WAKEUP_CONN_ID"
 
-
-def wakeup_conn_id() -> str | None:
-    """The Redis connection the receiver publishes through and the watcher listens on; None: no wake-up."""
-    return os.environ.get(WAKEUP_CONN_ID_ENV) or None
-
-
-def _inbox_watchers() -> list[AssetWatcher]:
-    conn_id = wakeup_conn_id()
-    if not conn_id:
-        return []
-    # Imported only when wanted: importing it loads every provider's queue classes.
-    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-
-    trigger = MessageQueueTrigger(
-        scheme="redis+pubsub", channels=[WAKEUP_CHANNEL], redis_conn_id=conn_id, poll_interval=1
+def _inbox(event: str) -> Asset:
+    """The inbox's events of one kind, watched by the triggerer."""
+    trigger = InboxTrigger(events=[event])
+    return Asset(
+        name=f"wecom.callback_events.{event}",
+        uri=f"wecom://warehouse/wecom/callback_events/{event}",
+        group="wecom",
+        watchers=[AssetWatcher(name=f"wecom_inbox_{event}", trigger=trigger)],
     )
-    return [AssetWatcher(name="wecom_callback_wakeup", trigger=trigger)]
 
 
-CALLBACK_INBOX = Asset(
-    name="wecom.callback_events",
-    uri="wecom://warehouse/wecom/callback_events",
-    group="wecom",
-    watchers=_inbox_watchers(),
-)
+CONTACT_EVENTS = _inbox("change_contact")
+CARD_TAPS = _inbox("template_card_event")

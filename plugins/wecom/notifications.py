@@ -187,6 +187,17 @@ def alert_callbacks() -> list[BaseWeComNotifier]:
     return [notifier(**kwargs) for notifier, kwargs in _alert_targets()]
 
 
+def task_defaults(retries: int, retry_delay: timedelta) -> dict[str, Any]:
+    """Every DAG's ``default_args``: retries that back off exponentially (2x) and, on a task's final
+    failure, the alert to the deployment's targets. The one place that says every task alerts."""
+    return {
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "retry_exponential_backoff": 2.0,
+        "on_failure_callback": alert_callbacks(),
+    }
+
+
 def deadline_alerts(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -> list[Any]:
     """One alert to each of the deployment's targets when a run has not succeeded by ``deadline`` (HH:MM
     local) on the day the ``cron`` schedule runs it; none when no target is configured.

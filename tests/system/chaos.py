@@ -118,6 +118,9 @@ class Chaos:
         self.checks: Counter[str] = Counter()  # how often each conditional invariant was checked
         self.violations: list[str] = []
         self.expected_directory: dict | None = None
+        # Departments renamed since the last full sync: WeCom announces no rename, so until the full sync
+        # the events cannot know their names (and drift does not count them).
+        self.renamed_since_sync: set[int] = set()
         self.seen_twice: set[tuple[str, str]] = set()
 
     # -- running tasks as Airflow runs them: a worker process, retries -----------------------------
@@ -178,8 +181,13 @@ class Chaos:
         users = sorted(self.sim.org()["users"], key=lambda u: u["userid"])
         departments = sorted(d["id"] for d in self.sim.org()["departments"])
         chosen = self.rng.sample(users, 4)
+        renamed, led = self.rng.choice(departments[1:]), self.rng.choice(departments)
+        self.renamed_since_sync.add(renamed)
+        members = [u["userid"] for u in users if led in u["department"]] or [chosen[0]["userid"]]
         ops: list[dict] = [
-            {"op": "rename_department", "id": self.rng.choice(departments[1:]), "name": f"部门-{n}"},
+            {"op": "rename_department", "id": renamed, "name": f"部门-{n}"},
+            # announced only as update_user of the members whose IsLeaderInDept changed
+            {"op": "set_leader", "department_id": led, "userids": [self.rng.choice(members)]},
             {"op": "move_user", "userid": chosen[0]["userid"], "departments": [self.rng.choice(departments)]},
             {"op": "update_user", "userid": chosen[1]["userid"], "fields": {"name": f"改名{n}"}},
         ]
@@ -233,7 +241,9 @@ class Chaos:
             self.faults["callbacks lost (dropped, or given up while the receiver was down)"] += lost
         if not self.lost_since_sync:
             self.checks["directory = WeCom after the events, before the full sync"] += 1
-            got, wecom = directory_in_warehouse(self.db_url), directory_of_org(self.sim.org())
+            unnamed = self.renamed_since_sync
+            got = directory_in_warehouse(self.db_url, unnamed)
+            wecom = directory_of_org(self.sim.org(), unnamed)
             if got != wecom:
                 self.violation(n, "no event was lost, yet the directory differs from WeCom before the full sync: "
                                + difference(got, wecom))  # fmt: skip
@@ -260,11 +270,12 @@ class Chaos:
                 if drift:
                     self.violation(n, f"the full sync found drift {drift} though no event was lost")
             self.lost_since_sync = 0
+            self.renamed_since_sync.clear()
         elif self.lost_since_sync:
             return  # behind WeCom by the lost events, as expected, until a full sync succeeds
-        else:  # the events brought it to WeCom's state, and a failed sync changed nothing
-            self.expected_directory = directory_of_org(org)
-        got = directory_in_warehouse(self.db_url)
+        else:  # the events brought it to WeCom's state (but unannounced renames), a failed sync changed nothing
+            self.expected_directory = directory_of_org(org, self.renamed_since_sync)
+        got = directory_in_warehouse(self.db_url, self.renamed_since_sync)
         if got != self.expected_directory:
             self.violation(
                 n,
@@ -534,21 +545,32 @@ def difference(got: dict, expected: dict) -> str:
     return "; ".join(parts)
 
 
-def directory_of_org(org: dict) -> dict:
+def directory_of_org(org: dict, unnamed: set[int] = frozenset()) -> dict:
+    """WeCom's directory: departments with their leaders, members, memberships with the leader flag; the
+    names of ``unnamed`` departments left out (renames WeCom has not announced)."""
     return {
-        "departments": {(d["id"], d["name"], d.get("parentid")) for d in org["departments"]},
+        "departments": {(d["id"], None if d["id"] in unnamed else d["name"], d.get("parentid"),
+                         tuple(d.get("department_leader") or ())) for d in org["departments"]},
         "users": {(u["userid"], u["name"]) for u in org["users"]},
-        "memberships": {(u["userid"], d) for u in org["users"] for d in u["department"]},
-    }
+        "memberships": {(u["userid"], d, bool(flag)) for u in org["users"]
+                        for d, flag in zip(u["department"], u["is_leader_in_dept"], strict=True)},
+    }  # fmt: skip
 
 
-def directory_in_warehouse(url: str) -> dict:
+def directory_in_warehouse(url: str, unnamed: set[int] = frozenset()) -> dict:
     with psycopg.connect(url) as conn:
-        rows = lambda q: set(conn.execute(q).fetchall())  # noqa: E731
+
+        def rows(query: str, *args: object) -> set[tuple]:
+            return {
+                tuple(tuple(v) if isinstance(v, list) else v for v in row)
+                for row in conn.execute(query, args)
+            }
+
         return {
-            "departments": rows("SELECT department_id, name, parent_id FROM wecom.departments WHERE deleted_at IS NULL"),
+            "departments": rows("SELECT department_id, CASE WHEN department_id <> ALL(%s) THEN name END, parent_id,"
+                                " leaders FROM wecom.departments WHERE deleted_at IS NULL", sorted(unnamed)),
             "users": rows("SELECT userid, name FROM wecom.users WHERE deleted_at IS NULL"),
-            "memberships": rows("SELECT m.userid, m.department_id FROM wecom.user_departments m"
+            "memberships": rows("SELECT m.userid, m.department_id, m.is_leader FROM wecom.user_departments m"
                                 " JOIN wecom.users u USING (userid) WHERE u.deleted_at IS NULL"),
         }  # fmt: skip
 

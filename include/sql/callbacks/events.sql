@@ -13,3 +13,10 @@ LIMIT %(limit)s;
 UPDATE wecom.callback_events
 SET processed_at = clock_timestamp(), processed_by = 'sync_run ' || %(sync_run_id)s
 WHERE event_id = ANY(%(events)s) AND processed_at IS NULL;
+
+-- name: led_departments
+-- The departments the directory lists each of these members (lowercased userids) as leading: what a member
+-- event may have changed without naming the department (WeCom announces a leader change as update_user).
+SELECT lower(l.userid) AS userid, d.department_id
+FROM wecom.departments d, unnest(d.leaders) AS l(userid)
+WHERE d.deleted_at IS NULL AND lower(l.userid) = ANY(%(userids)s);

@@ -234,3 +234,26 @@ SELECT relname
 FROM pg_stat_user_tables
 WHERE schemaname = 'wecom' AND relname IN ('departments', 'users', 'user_departments')
   AND n_mod_since_analyze > 0.2 * greatest(n_live_tup, 1000);
+
+-- name: drift
+-- Inside the merge's transaction, after it: the members and departments it wrote (every row it wrote
+-- carries now(), every version it closed ends at now()), counted as callback events name them. A member
+-- counts once with its memberships and leader flags. A department counts when it appeared, disappeared,
+-- moved or changed leaders: WeCom announces neither a rename nor a reordering of a department.
+SELECT (SELECT count(*)
+        FROM wecom.departments d
+        LEFT JOIN wecom.departments_history_closed h ON h.department_id = d.department_id AND h.valid_to = now()
+        WHERE d.updated_at = now()
+          AND (h.department_id IS NULL OR d.deleted_at = now()
+               OR (h.parent_id, h.leaders) IS DISTINCT FROM (d.parent_id, d.leaders)))
+     + (SELECT count(*)
+        FROM (SELECT lower(u.userid) FROM wecom.users u WHERE u.updated_at = now()
+              UNION
+              SELECT lower(m.userid) FROM wecom.user_departments m WHERE m.updated_at = now()
+              UNION
+              SELECT lower(h.userid) FROM wecom.user_departments_history_closed h
+              WHERE h.valid_to = now() AND EXISTS (SELECT 1 FROM wecom.users u WHERE u.userid = h.userid)) members)
+       AS drift;
+
+-- name: events_ever_applied
+SELECT EXISTS (SELECT 1 FROM wecom.sync_runs WHERE kind = 'incremental');

@@ -5,8 +5,8 @@ must be recent (replays), the signature is checked in constant time before anyth
 ReceiveId must be our corp, and XML is parsed with ``defusedxml`` (no DTDs, no entities). Anything else
 gets a bare 4xx and a log line that carries neither the input nor a secret. A verified event is stored in
 the inbox (``wecom.callback_events``) and committed before the 200; the receiver never calls WeCom and
-never waits on Airflow. After a new event is stored, a wake-up goes out through Redis (``wakeup.py``) so the
-events DAG starts at once rather than at its next minute.
+never waits on Airflow. The statement that stores a new event also NOTIFYs, at its commit, the inbox
+trigger that Airflow's triggerer runs (``wecom.triggers``), so the DAG that handles the event starts at once.
 
 Served two ways: by Airflow's api-server through the plugin (``fastapi_apps``, prefix ``/wecom``), and as
 its own small service, ``wecom-callback-receiver --host H --port P`` (uvicorn), for the usual case where
@@ -34,9 +34,7 @@ from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 
 from wecom import sql, warehouse
-from wecom.assets import wakeup_conn_id
 from wecom.callbacks.crypto import CallbackCrypto, CallbackRejected
-from wecom.callbacks.wakeup import Wakeup
 from wecom.hooks import WeComHook
 
 log = logging.getLogger(__name__)
@@ -50,20 +48,16 @@ class ReceiverSettings:
     crypto: CallbackCrypto
     warehouse_conn_id: str
     replay_window: float = 300.0  # seconds a timestamp may be from now; WeCom's retries fall inside it
-    wakeup_conn_id: str | None = None  # the Redis connection for the wake-up; None: the sweep alone
 
 
 def settings_from_connection(wecom_conn_id: str = "wecom_default") -> ReceiverSettings:
     """The callback secrets from the WeCom connection: login = corp id, extra ``callback_token`` and
-    ``callback_aes_key``; ``callback_replay_window`` optional. The wake-up's Redis connection is the one
-    the events DAG's watcher listens on (``WECOM_WAKEUP_CONN_ID``)."""
+    ``callback_aes_key``; ``callback_replay_window`` optional."""
     settings = WeComHook(wecom_conn_id).settings  # registers the secrets with the masker
     crypto = CallbackCrypto.from_settings(
         settings.callback_token or "", settings.callback_aes_key or "", settings.corp_id
     )
-    return ReceiverSettings(
-        crypto, settings.warehouse_conn_id, settings.callback_replay_window, wakeup_conn_id()
-    )
+    return ReceiverSettings(crypto, settings.warehouse_conn_id, settings.callback_replay_window)
 
 
 class Inbox:
@@ -144,7 +138,6 @@ class Receiver:
     def __init__(self, settings: ReceiverSettings, inbox: Inbox | None = None) -> None:
         self.settings = settings
         self.inbox = inbox or Inbox(settings.warehouse_conn_id)
-        self.wakeup = Wakeup(settings.wakeup_conn_id)
 
     def _fresh(self, timestamp: str) -> None:
         try:
@@ -171,10 +164,7 @@ class Receiver:
         fields = parse_xml(message)
         if not isinstance(fields, dict):
             raise CallbackRejected("the decrypted message is not a WeCom message")
-        stored = self.inbox.store(message, fields)
-        if stored:
-            self.wakeup.signal()
-        return stored
+        return self.inbox.store(message, fields)
 
 
 def create_app(receiver: Receiver | None = None, wecom_conn_id: str = "wecom_default") -> FastAPI:

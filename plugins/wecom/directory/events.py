@@ -63,6 +63,38 @@ def reread(hook: WeComHook, scope: Scope) -> Snapshot:
     return snapshot
 
 
+def led_departments(conn: Any, userids: frozenset[str]) -> dict[str, set[int]]:
+    """The departments the directory now lists each member as leading (``wecom.departments.leaders``)."""
+    led: dict[str, set[int]] = {}
+    rows = conn.execute(sql.statements(EVENTS)["led_departments"], {"userids": sorted(userids)})
+    for userid, department_id in rows:
+        led.setdefault(userid, set()).add(department_id)
+    return led
+
+
+def settle_leaders(hook: WeComHook, snapshot: Snapshot, scope: Scope, led: dict[str, set[int]]) -> Scope:
+    """Re-read the departments whose leaders a member event changed, and widen the scope to them.
+
+    WeCom announces a change of a department's leaders only as ``update_user`` (the member's
+    ``is_leader_in_dept``) and a leader's departure only as ``delete_user``: the department's own row
+    (``department_leader``) changes without an event naming it. Whatever a re-read member now leads or no
+    longer leads, compared with what the directory lists, is re-read too; nothing else costs a call."""
+    leads_now: dict[str, set[int]] = {}
+    for (userid, department_id), (_, is_leader) in snapshot.memberships.items():
+        if is_leader:
+            leads_now.setdefault(userid.lower(), set()).add(department_id)
+    unsettled = set()
+    for userid in scope.userids:
+        unsettled |= led.get(userid, set()) ^ leads_now.get(userid, set())
+    unsettled -= scope.department_ids
+    for department_id in sorted(unsettled):
+        raw = hook.get_department(department_id)
+        if raw is not None:
+            department = normalize_department(raw)
+            snapshot.departments[department[0]] = department
+    return Scope(scope.userids, scope.department_ids | frozenset(unsettled))
+
+
 def apply_events(
     hook: WeComHook, conn: Any, guard: RemovalGuard, dag_run_id: str | None = None, limit: int = 5000
 ) -> dict[str, Any]:
@@ -72,6 +104,8 @@ def apply_events(
         return {"events_applied": 0}
     scope = named(events)
     snapshot = reread(hook, scope)
+    led = led_departments(conn, scope.userids)
+    scope = settle_leaders(hook, snapshot, scope, led)
     snapshot_id = stage_snapshot(conn, snapshot, dag_run_id, scope=scope)
     result = apply_snapshot(
         conn, snapshot_id, guard, dag_run_id, kind="incremental", events=[e["event_id"] for e in events]

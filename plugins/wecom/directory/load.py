@@ -344,16 +344,19 @@ def apply_snapshot(
     dag_run_id: str | None = None,
     kind: str = "full",
     events: list[int] | None = None,
+    expect_events: bool = False,
 ) -> dict[str, Any]:
     """Merge one staged snapshot; record the run (``full`` or ``incremental``) in wecom.sync_runs whatever
-    happens. A full run once callbacks are on records its ``drift``: what events should have changed."""
+    happens. A full run once callbacks are on (``expect_events``: the connection has a callback token; or
+    events were ever applied) records its ``drift``: what events should have changed already."""
     require_autocommit(conn, "apply_snapshot")
     sync_run_id = conn.execute(
         "INSERT INTO wecom.sync_runs (dag_run_id, kind) VALUES (%s, %s) RETURNING sync_run_id",
         (dag_run_id, kind),
     ).fetchone()[0]
     try:
-        result = _apply(conn, snapshot_id, sync_run_id, guard, events or [])
+        drift = kind == "full" and (expect_events or _events_ever_applied(conn))
+        result = _apply(conn, snapshot_id, sync_run_id, guard, events or [], drift)
     except Exception as exc:
         status = "blocked" if isinstance(exc, MassRemovalBlocked) else "failed"
         try:
@@ -368,20 +371,18 @@ def apply_snapshot(
     assignments = ", ".join(f"{name} = %({name})s" for name in (*COUNTED, "rows_written", "snapshot_digest"))
     conn.execute(
         f"UPDATE wecom.sync_runs SET status = 'succeeded', finished_at = clock_timestamp(), {assignments},"  # noqa: S608
-        " drift = CASE WHEN kind = 'full' AND EXISTS (SELECT 1 FROM wecom.sync_runs WHERE kind = 'incremental')"
-        " THEN %(changes)s END WHERE sync_run_id = %(sync_run_id)s",
-        {**result, "sync_run_id": sync_run_id, "changes": changes(result)},
+        " drift = %(drift)s WHERE sync_run_id = %(sync_run_id)s",
+        {"drift": None, **result, "sync_run_id": sync_run_id},
     )
     return {**result, "sync_run_id": sync_run_id}
 
 
-def changes(result: dict[str, Any]) -> int:
-    """Members, departments and memberships added, changed, removed or restored (history rows aside)."""
-    return sum(v or 0 for k, v in result.items() if k in COUNTED and not k.endswith("_fetched"))
+def _events_ever_applied(conn: Any) -> bool:
+    return conn.execute(sql.statements(MERGE)["events_ever_applied"]).fetchone()[0]
 
 
 def _apply(
-    conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard, events: list[int]
+    conn: Any, snapshot_id: int, sync_run_id: int, guard: RemovalGuard, events: list[int], drift: bool
 ) -> dict[str, Any]:
     with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = '15min'")
@@ -390,11 +391,14 @@ def _apply(
         staged = _staged(conn, snapshot_id)
         if staged["unchanged"]:
             result = _confirm_unchanged(conn, snapshot_id, staged)
+            result["drift"] = 0 if drift else None
             conn.execute(sql.statements(MERGE)["carry_row_state"], {"sync_run_id": sync_run_id})
         else:
             _analyze_staging(conn, scoped=staged["partial"])
             params = {"snapshot_id": snapshot_id, "sync_run_id": sync_run_id, "partial": staged["partial"]}
             result = merge(conn, params, guard)
+            if drift:
+                result["drift"] = conn.execute(sql.statements(MERGE)["drift"]).fetchone()[0]
             if staged["complete"]:  # fetched: the whole snapshot, even when only its changes were staged
                 result.update(departments_fetched=staged["departments"], users_fetched=staged["users"],
                               memberships_fetched=staged["memberships"])  # fmt: skip

@@ -52,10 +52,16 @@ def apply(
     params: dict[str, Any] | None = None,
     dag_run_id: str | None = None,
     warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
+    wecom_conn_id: str = "wecom_default",
 ) -> dict[str, Any]:
-    """Merge the staged snapshot in one transaction; returns the counts recorded in sync_runs."""
+    """Merge the staged snapshot in one transaction; returns the counts recorded in sync_runs. With a
+    callback token in the connection, callbacks are expected: the run's drift is recorded even before
+    any event arrived (a wrong callback URL shows as every change being drift)."""
+    expect_events = bool(WeComHook(wecom_conn_id).settings.callback_token)
     with warehouse.connect(warehouse_conn_id) as conn:
-        result = apply_snapshot(conn, snapshot_id, removal_guard(params or {}), dag_run_id)
+        result = apply_snapshot(
+            conn, snapshot_id, removal_guard(params or {}), dag_run_id, expect_events=expect_events
+        )
     written = {table: sum(v for k, v in result.items() if k.startswith(prefix) and not k.endswith("_fetched"))
                for table, prefix in (("wecom.departments", "departments_"), ("wecom.users", "users_"),
                                      ("wecom.user_departments", "memberships_"))}  # fmt: skip
