@@ -124,16 +124,16 @@ def test_airflow_services_mount_the_project(tmp_path: Path):
             assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= mounts
 
 
-def test_the_receiver_wakes_the_triggerers_watcher_through_the_brokers_redis():
-    from urllib.parse import urlparse
-
-    broker = urlparse(SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__CELERY__BROKER_URL"]).hostname
-    for service in (
-        "wecom-callback-receiver",
-        "airflow-triggerer",
-        "airflow-dag-processor",
-        "airflow-scheduler",
-    ):
-        env = SERVICES[service]["environment"]
-        conn_id = env["WECOM_WAKEUP_CONN_ID"]
-        assert urlparse(env[f"AIRFLOW_CONN_{conn_id.upper()}"]).hostname == broker == "redis"
+def test_the_receiver_and_the_triggerers_inbox_watchers_meet_in_the_warehouse():
+    """The receiver NOTIFYs in the warehouse where it stores an event; the triggerer's inbox trigger LISTENs
+    there: both must name the same database."""
+    receiver = SERVICES["wecom-callback-receiver"]["environment"]["AIRFLOW_CONN_WECOM_WAREHOUSE"]
+    triggerer = SERVICES["airflow-triggerer"]["environment"]["AIRFLOW_CONN_WECOM_WAREHOUSE"]
+    assert (
+        receiver == triggerer
+        and receiver.startswith("postgresql://")
+        and "@postgres:5432/warehouse" in receiver
+    )
+    assert not any(
+        "WAKEUP" in name for service in SERVICES.values() for name in service.get("environment", {})
+    )

@@ -35,14 +35,39 @@ def test_dag_folder_imports_without_errors_and_holds_the_five_dags():
     for dag in bag.dags.values():
         assert dag.doc_md and dag.catchup is False
         if dag.dag_id in ("wecom_directory_events", "interview_answers"):
-            # woken by the inbox asset, else every minute
-            assert dag.timetable.timetable.expression == "* * * * *" and dag.max_active_runs == 1
-            assert dag.timetable.asset_condition.name == "wecom.callback_events"
+            # only when the inbox holds its kind of event: no clock at all
+            (asset,) = dag.timetable.asset_condition.objects
+            kind = "change_contact" if dag.dag_id == "wecom_directory_events" else "template_card_event"
+            assert asset.name == f"wecom.callback_events.{kind}" and dag.max_active_runs == 1
+            (watcher,) = asset.watchers
+            assert watcher.trigger.serialize()[0] == "wecom.triggers.InboxTrigger"
+            assert watcher.trigger.serialize()[1]["events"] == [kind]
             continue
         minutes = dag.timetable.expression.split()[0]
         assert minutes not in ("0", "30", "*/10", "*/30") and not minutes.startswith(
             "0"
         )  # WeCom: avoid :00 and :30
+
+
+def test_every_task_of_every_dag_alerts_on_its_final_failure(monkeypatch):
+    """One place (``notifications.task_defaults``) gives every task its failure alert: a DAG that builds its
+    default_args by hand would lose it, as two did."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from wecom.notifications import WeComNotifier, WeComWebhookNotifier
+
+    monkeypatch.setenv("WECOM_ALERT_USERS", "oncall1|oncall2")
+    monkeypatch.setenv("WECOM_ALERT_WEBHOOK_CONN_ID", "ops_robot")
+    bag = DagBag(dag_folder=ROOT / "dags")
+    assert bag.import_errors == {}
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            kinds = sorted(type(c).__name__ for c in task.on_failure_callback or [])
+            assert kinds == sorted([WeComNotifier.__name__, WeComWebhookNotifier.__name__]), (
+                dag.dag_id,
+                task,
+            )
+            assert task.retries >= 2 and task.retry_exponential_backoff, (dag.dag_id, task.task_id)
 
 
 def test_sending_tasks_run_in_the_wecom_api_pool():

@@ -5,6 +5,7 @@ transaction; duplicates and order do not matter; the next full sync finds no dri
 from __future__ import annotations
 
 import copy
+import json
 import time
 
 import psycopg
@@ -306,3 +307,19 @@ def test_drift_shows_callbacks_that_never_arrive(db, simulator, sim_admin, reque
     run("wecom_directory_sync")
     assert one(db, "SELECT count(*) FROM wecom.sync_runs WHERE kind = 'incremental'") == 0
     assert one(db, "SELECT drift FROM wecom.sync_runs ORDER BY sync_run_id DESC LIMIT 1") == 2
+
+
+def test_a_failing_events_run_alerts_once(db, simulator, sim_admin, deliver, monkeypatch):
+    """The directory DAGs alert like every other: a real events run that fails (WeCom refuses the app's
+    secret: a configuration error, final at once) sends exactly one alert to the alert users."""
+    run("wecom_directory_sync")
+    alert_to = sorted(simulator.state.org.users)[0]
+    monkeypatch.setenv("WECOM_ALERT_USERS", simulator.state.org.users[alert_to]["userid"])
+    deliver("update_user", UserID=simulator.state.org.users[alert_to]["userid"])
+    sim_admin.fault("errcode", path="user/get", count=1, errcode=40001)
+    sent_before = len(sim_admin.messages())
+    state = load_dag(ROOT / "dags", "wecom_directory_events").test().state
+    assert state == "failed"
+    alerts = sim_admin.messages()[sent_before:]
+    assert len(alerts) == 1 and "wecom_directory_events" in json.dumps(alerts[0], ensure_ascii=False)
+    assert one(db, "SELECT count(*) FROM wecom.callback_events WHERE processed_at IS NULL") == 1  # kept

@@ -167,9 +167,6 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
             "AIRFLOW_CONN_OPS_ROBOT": robot_conn_json(sim_url),
             "WECOM_ALERT_WEBHOOK_CONN_ID": "ops_robot",
             "WECOM_DIGEST_DEADLINE": "07:48",
-            # The callback wake-up through the broker's Redis, as docker-compose.yaml wires it.
-            "AIRFLOW_CONN_WECOM_WAKEUP": f"redis://{broker[0]}:{broker[1]}/0",
-            "WECOM_WAKEUP_CONN_ID": "wecom_wakeup",
         }
         d = Deployment(home=home / "airflow", env=env, api_url=f"http://127.0.0.1:{api_port}",
                        simulator_url=sim_url, warehouse_url=warehouse_url, metadata_url=metadata_url,

@@ -17,10 +17,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-import redis
 import requests
 
-from wecom.assets import WAKEUP_CHANNEL
 from wecom.callbacks.crypto import CallbackCrypto, signature
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
@@ -115,6 +113,28 @@ def last_interval_end(now: datetime) -> datetime:
     """End of the last complete reminder interval (the schedule is :03, :13, ...)."""
     end = now.replace(second=0, microsecond=0)
     return end - timedelta(minutes=(end.minute - 3) % 10)
+
+
+QUIET = 300  # seconds the inbox DAGs are watched with nothing in the inbox: no run may start
+
+
+def watch_the_inbox(d: Deployment) -> float:
+    """Unpause the two DAGs the inbox wakes, before anything else, and wait for their triggers to run in
+    the triggerer; from then on, until callbacks are turned on, a run of either would be an empty run."""
+    d.airflow("dags", "unpause", "wecom_directory_events")
+    d.airflow("dags", "unpause", "interview_answers")
+
+    def watching() -> bool:
+        with psycopg.connect(d.metadata_url) as conn:
+            return conn.execute("SELECT count(*) FROM trigger WHERE classpath = 'wecom.triggers.InboxTrigger'"
+                                " AND triggerer_id IS NOT NULL").fetchone()[0] >= 2  # fmt: skip
+
+    d.wait(watching, 120, "the triggerer to run the two inbox triggers")
+    return time.monotonic()
+
+
+def inbox_runs(d: Deployment) -> dict[str, list[dict]]:
+    return {dag_id: dag_runs(d, dag_id) for dag_id in ("wecom_directory_events", "interview_answers")}
 
 
 def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
@@ -289,22 +309,27 @@ def callbacks(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     verify_s = round(time.monotonic() - started, 3)
     check(answer.status_code == 200 and answer.content == b"4242424242",
           f"the api-server's mount answered WeCom's URL verification with the bare echo ({verify_s} s, cold)")  # fmt: skip
+    quiet_s = time.monotonic() - figures.pop("watching_since")
+    if quiet_s < QUIET:
+        print(f"  (the inbox DAGs have been watched for {quiet_s:.0f} s: waiting for {QUIET} s)", flush=True)
+        time.sleep(QUIET - quiet_s)
+        quiet_s = QUIET
+    quiet = inbox_runs(d)
+    figures["quiet_minutes_runs"] = {"minutes": round(quiet_s / 60, 1)} | {
+        k: len(v) for k, v in quiet.items()
+    }
+    check(not any(quiet.values()),
+          f"no run of either inbox DAG in {quiet_s / 60:.1f} quiet minutes (an empty inbox makes none)")  # fmt: skip
     sim.send_callbacks(f"{d.api_url}/wecom/callback", token, aes_key, duplicate=0.3, reorder=True)
-    d.airflow("dags", "unpause", "wecom_directory_events")
-    d.airflow("dags", "unpause", "interview_answers")
-    # Unpaused, the DAG's inbox watcher starts in the triggerer and subscribes to the wake-up channel.
-    broker = redis.Redis.from_url(d.env["AIRFLOW_CONN_WECOM_WAKEUP"])
-    d.wait(
-        lambda: broker.pubsub_numsub(WAKEUP_CHANNEL)[0][1] >= 1, 90, "the triggerer's watcher to subscribe"
-    )
-    d.wait(lambda: all(r["state"] == "success" for r in
-                       d.api("GET", "dags/wecom_directory_events/dagRuns")["dag_runs"]), 90, "the first events run")  # fmt: skip
-    while not 3 <= datetime.now().second <= 10:  # far from the every-minute sweep: only a wake-up is quick
-        time.sleep(0.5)
-    users = sorted(sim.org()["users"], key=lambda u: u["userid"])
+    org = sim.org()
+    users = sorted(org["users"], key=lambda u: u["userid"])
     hire = {**users[0], "userid": "e2ehire01", "name": "入职"}
+    led = next(x for x in org["departments"] if x["department_leader"] and x["id"] != 1)
+    successor = next(u["userid"] for u in users[5:] if led["id"] in u["department"]
+                     and u["userid"] not in led["department_leader"])  # fmt: skip
     started = time.monotonic()
     sim.mutate(
+        {"op": "set_leader", "department_id": led["id"], "userids": [successor]},
         {"op": "add_user", "user": hire},
         {"op": "update_user", "userid": users[1]["userid"], "fields": {"name": "改名"}},
         {"op": "move_user", "userid": users[2]["userid"], "departments": [1]},
@@ -329,19 +354,21 @@ def callbacks(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
             names = dict(
                 conn.execute("SELECT userid, name FROM wecom.users WHERE deleted_at IS NULL").fetchall()
             )
+            leaders = dict(conn.execute("SELECT department_id, leaders FROM wecom.departments").fetchall())
         return (active == {u["userid"] for u in org["users"]} and departments == {x["id"] for x in org["departments"]}
+                and all(leaders[x["id"]] == x["department_leader"] for x in org["departments"])
                 and memberships == {(u["userid"], x) for u in org["users"] for x in u["department"]}
                 and all(names[u["userid"]] == u["name"] for u in org["users"]))  # fmt: skip
 
     d.wait(directory_equals_wecom, 150, "the directory to follow WeCom through callbacks")
     fresh_s = round(time.monotonic() - started, 1)
     figures["callback_to_directory_s"] = fresh_s
-    woken = [r for r in d.api("GET", "dags/wecom_directory_events/dagRuns", params={"limit": 100})["dag_runs"]
-             if r["run_type"] == "asset_triggered"]  # fmt: skip
-    check(bool(woken) and fresh_s < 45,
-          f"hire, rename, move, departure, new department and userid change in the directory {fresh_s} s after "
-          f"the changes (sent at second 3-10 of a minute), by {len(woken)} events run(s) the receiver's wake-up "
-          "started (Redis → the triggerer's watcher → the scheduler), no full sync")  # fmt: skip
+    woken = dag_runs(d, "wecom_directory_events")
+    check(bool(woken) and all(r["run_type"] == "asset_triggered" for r in woken) and fresh_s < 45,
+          f"leader change, hire, rename, move, departure, new department and userid change in the directory "
+          f"{fresh_s} s after the changes, by {len(woken)} events run(s) the receiver's NOTIFY started "
+          "(PostgreSQL → the triggerer's inbox trigger → the scheduler), no full sync")  # fmt: skip
+    lost_notice(d, figures)
     with psycopg.connect(d.warehouse_url) as conn:
         runs = conn.execute("SELECT count(*) FROM wecom.sync_runs WHERE kind = 'incremental'").fetchone()[0]
         waiting = conn.execute(
@@ -349,6 +376,26 @@ def callbacks(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
         ).fetchone()[0]
     check(runs >= 1 and waiting == 0, f"{runs} incremental sync run(s), no event left waiting")
     check(sim.callbacks()["failed"] == 0, "every callback was acknowledged")
+
+
+def lost_notice(d: Deployment, figures: dict) -> None:
+    """An event stored while its NOTIFY was lost (written here without one): the inbox trigger's own look
+    at the inbox finds it, and an events run applies it."""
+    with psycopg.connect(d.warehouse_url, autocommit=True) as conn:
+        userid = conn.execute("SELECT userid FROM wecom.users WHERE deleted_at IS NULL LIMIT 1").fetchone()[0]
+        conn.execute("INSERT INTO wecom.callback_events (payload_sha256, event, change_type, userid, payload)"
+                     " VALUES ('e2e-lost-notice', 'change_contact', 'update_user', %s, '{}')", (userid,))  # fmt: skip
+    started = time.monotonic()
+
+    def applied() -> bool:
+        with psycopg.connect(d.warehouse_url) as conn:
+            return conn.execute("SELECT processed_at IS NOT NULL FROM wecom.callback_events"
+                                " WHERE payload_sha256 = 'e2e-lost-notice'").fetchone()[0]  # fmt: skip
+
+    d.wait(applied, 90, "an event whose notice was lost to be applied")
+    figures["lost_notice_applied_s"] = round(time.monotonic() - started, 1)
+    check(figures["lost_notice_applied_s"] <= 60,
+          f"an event whose NOTIFY was lost applied {figures['lost_notice_applied_s']} s after it was stored")  # fmt: skip
 
 
 def answers(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
@@ -438,6 +485,7 @@ def main() -> None:
         figures["startup_s"] = round(time.monotonic() - began, 1)
         print(f"Deployment up in {figures['startup_s']} s: {', '.join(d.processes)}", flush=True)
         sim = SimulatorAdmin(d.simulator_url)
+        figures["watching_since"] = watch_the_inbox(d)
         scenario(d, sim, figures)
         callbacks(d, sim, figures)
         answers(d, sim, figures)
