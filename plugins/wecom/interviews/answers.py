@@ -5,7 +5,8 @@ a replay records nothing new: the first answer recorded wins. The card is then u
 recorded answer with the newest unspent response code (each works once, within 72 hours). A code is marked
 attempted before the call, so a code WeCom calls spent (60140) after an attempt whose answer was lost is
 known to have been spent by us. A decline is told to the recruiter, else the department leaders, through
-the ledger (once per recipient), and marked told afterwards, so a crash in between re-sends nothing.
+the ledger (once per recipient, the key naming the reminder as its own key does), and marked told
+afterwards, so a crash in between re-sends nothing.
 
 Why not the passive reply in the callback's answer: the receiver answers before the first answer is
 decided, so it would show the tapped button even where an earlier answer wins; the update comes seconds
@@ -24,7 +25,7 @@ from wecom.delivery import Sender, Summary
 from wecom.errors import CARD_CODE_INVALID, WeComCallerError, WeComItemError, WeComTransientError
 from wecom.hooks import WeComHook
 from wecom.interviews.cards import CHOICES, ReminderCard, answer_text
-from wecom.interviews.messages import ANSWERS, leaders_of, personal
+from wecom.interviews.messages import ANSWERS, leaders_of, personal, reminder_suffix
 from wecom.interviews.render import render
 from wecom.ledger import Outgoing
 
@@ -156,7 +157,7 @@ def notify_declines(sender: Sender, conn: Any, limit: int = 1000) -> Summary:
             )
             continue
         content = render("decline", decline["language"], c=decline, interviewer=decline["interviewer_name"])
-        key = "decline:" + decline["dedup_key"].removeprefix("reminder:")
+        key = "decline:" + reminder_suffix(decline["interview_id"], decline["starts_at"], decline["userid"])
         for recipient in recipients:
             messages += personal(key, recipient, content, None)
         who = "recruiter" if decline["recruiter_userid"] else "department leader(s)"

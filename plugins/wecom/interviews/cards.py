@@ -1,7 +1,9 @@
 """The reminder as an answerable card: its buttons, and the text that replaces them once answered.
 
-A card's ``task_id`` comes from the reminder's ledger key, so a retried send is the same card and a click
-names exactly one reminder. Card text is plain (no markup), so hostile names are only cleaned and cut.
+A card's ``task_id`` comes from the reminder's ledger key (``wecom.messages.task_id_for``), so a retried
+send is the same card and a click names exactly one reminder; once recorded (``wecom.reminder_cards``) it
+never changes, even where the key's form did (migration 015). Card text is plain (no markup), so hostile
+names are only cleaned and cut.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from wecom.interviews.render import Interview, local, url
-from wecom.messages import button_card, task_id_for
+from wecom.messages import button_card
 
 CONFIRM, DECLINE = "confirm", "decline"
 CHOICES = {CONFIRM: "confirmed", DECLINE: "declined"}  # button key -> recorded choice
@@ -58,7 +60,7 @@ def plain(value: Any, limit: int) -> str:
     return text + "…"
 
 
-def reminder_card(key: str, interview: Interview, language: str) -> dict[str, Any]:
+def reminder_card(task_id: str, interview: Interview, language: str) -> dict[str, Any]:
     """The reminder's ``button_interaction`` card: time, candidate, position, the room, two buttons."""
     text = _TEXT[language]
     hm = {"start": local(interview.starts_at).strftime("%H:%M"), "end": local(interview.ends_at).strftime("%H:%M"),
@@ -66,7 +68,7 @@ def reminder_card(key: str, interview: Interview, language: str) -> dict[str, An
     room = url(interview.room_url)
     return button_card(
         title=text["title"].format(**hm),
-        task_id=task_id_for(key),
+        task_id=task_id,
         buttons=BUTTONS[language],
         description=text["desc"].format(**hm),
         fields=[

@@ -4,7 +4,13 @@ Dedup keys name the business identity, so any re-run (retry, re-trigger, backfil
 ``digest:<day>:<userid>``, ``leader-digest:<day>:<department>:<leader>``,
 ``reminder:<interview>:<scheduled start>:<userid>`` (a reschedule is a new reminder),
 ``feedback:<interview>:<userid>:<local day>`` (at most one nudge a day),
-``escalation:<interview>:<scheduled start>:<userid>`` (to each leader, once per reminder).
+``escalation:<interview>:<scheduled start>:<userid>`` (to each leader, once per reminder), and
+``decline:<interview>:<scheduled start>:<userid>`` (``wecom.interviews.answers``).
+
+Days are Asia/Shanghai days. The scheduled start is an instant in one fixed form, UTC to the second
+(``2026-12-01T02:00:00Z``, see ``ledger_instant``), never as the database session returned it: with the
+offset of the session's ``TimeZone`` in the key, a replica, a failover or ``PGTZ`` on one worker sent every
+reminder again and dropped every escalation. Migration 015 rewrote the keys written the old way.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from wecom import sql
@@ -185,12 +191,44 @@ def reminder_messages(
     people = [p for _, p in due + escalating + owed]
     mapping = lookup(warehouse, people + [i.recruiter_id for i, _ in due if i.recruiter_id is not None])
     unmapped = report_unmapped(warehouse, set(people), mapping)
-    nudge_day = local(window_end).date().isoformat()
+    messages, cards = _reminders(warehouse, due, mapping, language, style, send_stale)
+    escalations = escalation_messages(warehouse, escalating, mapping, language)
+    messages += escalations
+    nudges, owed_nudges = _nudges(warehouse, owed, mapping, language, local(window_end).date())
+    messages += nudges
+    report = {
+        "window": [window_start.isoformat(), window_end.isoformat()],
+        "reminders_due": len(due),
+        "reminder_cards": len(cards),
+        "escalations": len(escalations),
+        "feedback_owed": owed_nudges,
+        "unmapped": unmapped,
+        "interviews_read": len(due) + len(escalating) + len(owed),
+    }
+    return Reminders(messages, cards, report)
+
+
+def _reminders(
+    warehouse: Any,
+    due: list[tuple[Interview, int]],
+    mapping: dict[int, tuple[str | None, str]],
+    language: str,
+    style: str,
+    send_stale: bool,
+) -> tuple[list[Outgoing], list[ReminderCard]]:
+    """The reminders due, as cards (with their markdown fallback) or as markdown. A card already recorded
+    for its key keeps its ``task_id``: WeCom knows the card by it (it may come from a key written before
+    keys were normalised)."""
     markdown_only = _markdown_only(warehouse) if style == "card" else set()
+    wanted = [(interview, mapping.get(person, (None, ""))[0]) for interview, person in due]
+    keys = {reminder_key(interview, userid) for interview, userid in wanted if userid}
+    recorded = (
+        dict(warehouse.execute(sql.statements(ANSWERS)["recorded_cards"], {"keys": sorted(keys)}))
+        if keys and style == "card" else {}
+    )  # fmt: skip
     messages: list[Outgoing] = []
     cards: list[ReminderCard] = []
-    for interview, person in due:
-        userid = mapping.get(person, (None, ""))[0]
+    for interview, userid in wanted:
         if not userid:
             continue
         key = reminder_key(interview, userid)
@@ -200,40 +238,55 @@ def reminder_messages(
             messages += personal(key, userid, content, expires)
             continue
         recruiter = mapping.get(interview.recruiter_id, (None, ""))[0] if interview.recruiter_id else None
-        card = ReminderCard(task_id_for(key), key, userid, interview, recruiter, language)
+        task_id = recorded.get(key) or task_id_for(key)
+        card = ReminderCard(task_id, key, userid, interview, recruiter, language)
         cards.append(card)
-        fallback = markdown(split_markdown(content)[0])
         messages.append(
-            Outgoing(
-                key, userid, reminder_card(key, interview, language), expires_at=expires, fallback=fallback
-            )
-        )
-    escalations = escalation_messages(warehouse, escalating, mapping, language)
-    messages += escalations
+            Outgoing(key, userid, reminder_card(task_id, interview, language), expires_at=expires,
+                     fallback=markdown(split_markdown(content)[0]))
+        )  # fmt: skip
+    return messages, cards
+
+
+def _nudges(
+    warehouse: Any,
+    owed: list[tuple[Interview, int]],
+    mapping: dict[int, tuple[str | None, str]],
+    language: str,
+    day: date,
+) -> tuple[list[Outgoing], int]:
+    """Today's feedback nudges not yet settled (every window of the day sees the same owed feedback: only
+    those are rendered), and how many are owed."""
     nudges = {}
     for interview, person in owed:
         userid = mapping.get(person, (None, ""))[0]
         if userid:
-            nudges[f"feedback:{interview.interview_id}:{userid}:{nudge_day}"] = (interview, userid)
-    # Every window of the day sees the same owed feedback: render only the nudges not yet settled today.
+            nudges[f"feedback:{interview.interview_id}:{userid}:{day.isoformat()}"] = (interview, userid)
     done = settled(warehouse, list(nudges))
+    messages: list[Outgoing] = []
     for key, (interview, userid) in nudges.items():
         if key not in done:
-            messages += personal(key, userid, render("feedback", language, i=interview, day=nudge_day), None)
-    report = {
-        "window": [window_start.isoformat(), window_end.isoformat()],
-        "reminders_due": len(due),
-        "reminder_cards": len(cards),
-        "escalations": len(escalations),
-        "feedback_owed": len(nudges),
-        "unmapped": unmapped,
-        "interviews_read": len(due) + len(escalating) + len(owed),
-    }
-    return Reminders(messages, cards, report)
+            content = render("feedback", language, i=interview, day=day.isoformat())
+            messages += personal(key, userid, content, None)
+    return messages, len(nudges)
+
+
+def ledger_instant(moment: datetime) -> str:
+    """An instant as ledger keys name it: UTC to the second, ``2026-12-01T02:00:00Z``, whatever zone the
+    database session returned it in (``include/sql/migrations/015_utc_ledger_keys.sql`` writes the same)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise WeComDataError(f"{moment!r} has no time zone: the contract's times are timestamptz")
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+def reminder_suffix(interview_id: int, starts_at: datetime, userid: str) -> str:
+    """``<interview>:<scheduled start>:<userid>``: what a reminder's key and those of its escalation and
+    decline name."""
+    return f"{interview_id}:{ledger_instant(starts_at)}:{userid}"
 
 
 def reminder_key(interview: Interview, userid: str) -> str:
-    return f"reminder:{interview.interview_id}:{interview.starts_at.isoformat()}:{userid}"
+    return "reminder:" + reminder_suffix(interview.interview_id, interview.starts_at, userid)
 
 
 def _markdown_only(warehouse: Any) -> set[str]:
@@ -247,31 +300,32 @@ def escalation_messages(
     language: str,
 ) -> list[Outgoing]:
     """To the interviewer's department leaders: a delivered card nobody answered, the interview about to
-    start. Expires at the start (never after it); the ledger key makes it once per reminder."""
-    keys = {}
+    start. Expires at the start (never after it); the ledger key makes it once per reminder. Cards are found
+    by their reminder's key, so a card whose ``task_id`` came from a key of the old form is escalated too."""
+    reminders = {}
     for interview, person in escalating:
         userid, name = mapping.get(person, (None, ""))
         if userid:
-            keys[task_id_for(reminder_key(interview, userid))] = (interview, userid, name)
-    if not keys:
+            reminders[reminder_key(interview, userid)] = (interview, userid, name)
+    if not reminders:
         return []
     unanswered = {
-        task_id for (task_id,) in warehouse.execute(
-            sql.statements(ANSWERS)["unanswered"], {"task_ids": sorted(keys)}
+        key for (key,) in warehouse.execute(
+            sql.statements(ANSWERS)["unanswered"], {"keys": sorted(reminders)}
         )
     }  # fmt: skip
-    leaders = leaders_of(warehouse, sorted({keys[t][1] for t in unanswered}))
+    leaders = leaders_of(warehouse, sorted({reminders[k][1] for k in unanswered}))
     messages = []
-    for task_id in sorted(unanswered):
-        interview, userid, name = keys[task_id]
+    for key in sorted(unanswered):
+        interview, userid, name = reminders[key]
         if not leaders.get(userid):
             log.warning("No leader to escalate %s's unanswered reminder to (interview %s)", userid,
                         interview.interview_id)  # fmt: skip
             continue
         content = render("escalation", language, i=interview, interviewer=name or userid)
-        suffix = reminder_key(interview, userid).removeprefix("reminder:")
         for leader in leaders[userid]:
-            messages += personal(f"escalation:{suffix}", leader, content, interview.starts_at)
+            messages += personal(f"escalation:{key.removeprefix('reminder:')}", leader, content,
+                                 interview.starts_at)  # fmt: skip
     return messages
 
 
