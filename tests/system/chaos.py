@@ -7,8 +7,9 @@ process with Airflow's retries: the directory sync (migrate, fetch, stage, merge
 digests and three reminder windows. Worker processes are SIGKILLed in the middle of sending, and the
 warehouse connection is terminated in the middle of the merge. Before the sync, the org's changes reach
 the callback receiver (a real ``wecom-callback-receiver`` process) as WeCom's callbacks, dropped, duplicated,
-reordered or delayed at random, with the receiver SIGKILLed mid-burst and restarted, and the events task is
-SIGKILLed mid-apply. The reminders are answerable cards: interviewers tap them (some never, some twice,
+reordered or delayed at random, with the receiver SIGKILLed mid-burst and restarted, the inbox trigger (the
+triggerer's part, in its own process) SIGKILLed mid-burst and restarted, and the events task SIGKILLed
+mid-apply. The reminders are answerable cards: interviewers tap them (some never, some twice,
 some rescheduled after the tap) through callbacks under the same faults, ``update_template_card`` fails
 transiently (a 502, or an answer cut off after WeCom spent the code), the answers task is SIGKILLed, and the
 escalation windows follow. Then, as an operator would after an incident, it clears the faults and re-runs
@@ -18,6 +19,7 @@ what failed, and checks the invariants:
 - every due message is sent, or in the ledger with the reason it is not;
 - what the ledger says was sent is what WeCom delivered, and the other way round;
 - the directory tables equal the last complete snapshot (never a partial one);
+- the inbox trigger fires whenever contact events wait, restarts included, and never when none waits;
 - no callback the receiver acknowledged is missing from the inbox; with no event lost (dropped, or given up
   by WeCom while the receiver was down) the events alone make the directory equal WeCom's, and the full
   sync after them finds no drift;
@@ -108,9 +110,16 @@ def weekday(n: int) -> date:
 
 class Chaos:
     def __init__(
-        self, rng: random.Random, sim: SimulatorAdmin, db_url: str, logs: Path, receiver: Receiver
+        self,
+        rng: random.Random,
+        sim: SimulatorAdmin,
+        db_url: str,
+        logs: Path,
+        receiver: Receiver,
+        watcher: Watcher,
     ) -> None:
         self.rng, self.sim, self.db_url, self.logs, self.receiver = rng, sim, db_url, logs, receiver
+        self.watcher = watcher
         # Events not in the inbox since the last full sync (drift allowed); before the first sync the
         # directory is empty, so everything is to catch up.
         self.lost_since_sync = 1
@@ -205,15 +214,21 @@ class Chaos:
             self.faults[f"callbacks {name}"] += 1
         token, aes_key = CALLBACK_SECRETS["callback_token"], CALLBACK_SECRETS["callback_aes_key"]
         self.sim.send_callbacks(self.receiver.url, token, aes_key, **faults)
-        killer = None
+        killer = restarter = None
         if self.rng.random() < 0.25:
             killer = threading.Timer(self.rng.uniform(0.0, 0.2), self.receiver.kill)
             killer.start()
+        if self.rng.random() < 0.25:  # the triggerer restarts mid-burst
+            restarter = threading.Timer(self.rng.uniform(0.0, 0.3), self.restart_watcher)
+            restarter.start()
+        fired_before = len(self.watcher.fired())
         self.change_org(n)
         if killer:
             killer.join()
             self.faults["receiver killed mid-burst"] += 1
             self.receiver.start()
+        if restarter:
+            restarter.join()
         deadline = time.monotonic() + 60
         while not self.sim.callbacks()["idle"] and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -226,6 +241,7 @@ class Chaos:
             )
         lost = delivery["dropped"] + delivery["failed"]
         self.lost_since_sync += lost
+        self.check_trigger(n, fired_before)
 
         def task() -> None:
             directory.apply_events({}, dag_run_id=f"chaos-events-{n}")
@@ -247,6 +263,30 @@ class Chaos:
             if got != wecom:
                 self.violation(n, "no event was lost, yet the directory differs from WeCom before the full sync: "
                                + difference(got, wecom))  # fmt: skip
+
+    def restart_watcher(self) -> None:
+        self.watcher.kill()
+        self.watcher.start()
+        self.faults["triggerer restarted mid-burst"] += 1
+
+    def check_trigger(self, n: int, fired_before: int) -> None:
+        """Events waiting: the inbox trigger fires for the newest of them (a restart mid-burst included),
+        within its 10 s look at the latest. Nothing waiting (every event dropped): it does not fire."""
+        with psycopg.connect(self.db_url) as conn:
+            newest = conn.execute("SELECT max(event_id) FROM wecom.callback_events WHERE processed_at IS NULL"
+                                  " AND event = 'change_contact'").fetchone()[0]  # fmt: skip
+        deadline = time.monotonic() + 15
+        while newest and max(self.watcher.fired(), default=0) < newest and time.monotonic() < deadline:
+            time.sleep(0.1)
+        fired = self.watcher.fired()[fired_before:]
+        if newest:
+            self.checks["the inbox trigger fired for waiting events"] += 1
+            if max(fired, default=0) < newest:
+                self.violation(
+                    n, f"contact events up to {newest} wait, but the inbox trigger fired for {fired}"
+                )
+        elif fired:
+            self.violation(n, f"nothing waits, yet the inbox trigger fired {len(fired)} time(s)")
 
     def sync_directory(self, n: int) -> None:
         def task() -> None:
@@ -508,6 +548,43 @@ class Receiver:
             self.process.wait()
 
 
+class Watcher:
+    """The triggerer's part: the contact-events asset's own inbox trigger in a process of its own (killable,
+    restartable), each fire written to a file as the newest event id it fired for."""
+
+    def __init__(self, logs: Path) -> None:
+        self.fires, self.log = logs / "trigger-fires.txt", logs / "trigger.log"
+        self.fires.touch()
+        self.process: multiprocessing.Process | None = None
+
+    def start(self) -> None:
+        self.process = multiprocessing.get_context("fork").Process(target=_run_logged,
+                                                                   args=(self._watch, self.log))  # fmt: skip
+        self.process.start()
+
+    def _watch(self) -> None:
+        import asyncio
+
+        from wecom.assets import CONTACT_EVENTS
+
+        (watcher,) = CONTACT_EVENTS.watchers
+
+        async def watch() -> None:
+            async for event in watcher.trigger.run():
+                with open(self.fires, "a") as out:
+                    out.write(f"{event.payload['newest_event_id']}\n")
+
+        asyncio.run(watch())
+
+    def fired(self) -> list[int]:
+        return [int(line) for line in self.fires.read_text().split()]
+
+    def kill(self) -> None:
+        if self.process and self.process.is_alive():
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.join()
+
+
 def worker(task: Callable[[], None], log: Path, kill_after: float | None = None) -> str:
     """``task`` in a forked worker process writing its own log; 'ok', 'failed' or 'killed'."""
     process = multiprocessing.get_context("fork").Process(target=_run_logged, args=(task, log))
@@ -592,16 +669,18 @@ def main(argv: list[str] | None = None) -> int:
                        "wecom_warehouse": postgres_conn_json(db_url)}  # fmt: skip
         with airflow_connections(**connections):
             sim = SimulatorAdmin(sim_url)
-            receiver = Receiver(logs)
+            receiver, watcher = Receiver(logs), Watcher(logs)
             receiver.start()
+            watcher.start()
             try:
-                chaos = Chaos(random.Random(args.seed), sim, db_url, logs, receiver)
+                chaos = Chaos(random.Random(args.seed), sim, db_url, logs, receiver, watcher)
                 for n in range(rounds):
                     chaos.round(n)
                     print(f"round {n + 1}/{rounds}: {sum(chaos.faults.values())} faults so far, "
                           f"{len(chaos.violations)} violations", flush=True)  # fmt: skip
             finally:
                 receiver.kill()
+                watcher.kill()
             secrets = {**sim.credentials(), **CALLBACK_SECRETS}
             leaks, scanned = find_leaks(secrets, [*postgres_rows(db_url), *files(logs)])
             stats = sim.stats()
