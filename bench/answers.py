@@ -26,10 +26,10 @@ from datetime import datetime, timedelta
 import psycopg
 import requests
 
-from wecom.delivery import Claimant
 from wecom.directory import tasks as directory
 from wecom.interviews import tasks
 from wecom.interviews.render import LOCAL_TZ
+from wecom.outbox import Claimant
 from wecom_dev.days import weekday_ahead
 from wecom_dev.environment import callback_receiver, org_args, scratch_database, simulator_process
 from wecom_dev.platform import create_platform_schema

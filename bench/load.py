@@ -22,14 +22,16 @@ from typing import Any
 import psycopg
 
 from wecom import warehouse
-from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
+from wecom.delivery import AppMessages, MemberLimits, Sender, Summary
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
 from wecom.interviews.answers import record_cards
 from wecom.interviews.mapping import refresh_mapping
-from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
+from wecom.interviews.settings import DIGEST, REMINDERS
+from wecom.interviews.tasks import plan_digest, plan_reminders
+from wecom.outbox import Claimant
 from wecom_dev import demo_data
 from wecom_dev.days import weekday_ahead
 from wecom_dev.environment import (
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         refresh_mapping(wh, wh)
 
         def digest() -> Summary:
-            messages, _ = digest_messages(wh, wh, DAY)
+            messages, _ = plan_digest(wh, wh, DAY, DIGEST)
             sender = Sender(AppMessages(hook), wh, Claimant("load", "digest", "send"), limits=MemberLimits())
             return sender.send(messages)
 
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             summary = Summary()
             for n in range(144):
                 window_start = first + n * REMINDER_INTERVAL
-                due = reminder_messages(wh, wh, window_start, window_start + REMINDER_INTERVAL)
+                due = plan_reminders(wh, wh, window_start, window_start + REMINDER_INTERVAL, REMINDERS)
                 record_cards(wh, due.cards)
                 summary.add(sender.send(due.messages))
             return summary

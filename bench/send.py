@@ -20,9 +20,10 @@ import time
 import requests
 
 from wecom import warehouse
-from wecom.delivery import AppMessages, MemberLimits, Outgoing, Sender
+from wecom.delivery import AppMessages, MemberLimits, Sender
 from wecom.hooks import WeComHook
-from wecom.messages import text
+from wecom.outbox import Outgoing
+from wecom.payloads import text
 from wecom_dev.environment import (
     airflow_connections,
     postgres_conn_json,

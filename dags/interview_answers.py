@@ -22,17 +22,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, get_current_context, task
 
 from wecom.assets import CARD_TAPS
+from wecom.dag_defaults import START_DATE, task_defaults
 from wecom.interviews import tasks
-from wecom.notifications import task_defaults
 
 with DAG(
     dag_id="interview_answers",
     schedule=[CARD_TAPS],
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

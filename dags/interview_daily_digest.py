@@ -28,20 +28,21 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
 
+from wecom.dag_defaults import START_DATE, TIMEZONE, task_defaults
 from wecom.interviews import tasks
-from wecom.notifications import deadline_alerts, task_defaults
+from wecom.interviews.settings import DIGEST, LANGUAGES
+from wecom.notifications import deadline_alerts
 
 CRON = os.environ.get("WECOM_DIGEST_CRON", "47 7 * * *")
 
 with DAG(
     dag_id="interview_daily_digest",
-    schedule=CronTriggerTimetable(CRON, timezone="Asia/Shanghai"),
+    schedule=CronTriggerTimetable(CRON, timezone=TIMEZONE),
     # One alert if the day's digests have not been delivered by this time (08:30 Asia/Shanghai).
     deadline=deadline_alerts(CRON, os.environ.get("WECOM_DIGEST_DEADLINE", "08:30")),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
@@ -56,16 +57,16 @@ with DAG(
             description="Day to digest (default: the run's day).",
         ),
         "dry_run": Param(
-            False,
+            DIGEST.dry_run,
             type="boolean",
             description="Preview: render and show the messages (task log, result), send nothing.",
         ),
         "only_users": Param(
             [], type="array", items={"type": "string"}, description="Only these WeCom userids."
         ),
-        "language": Param("zh", enum=["zh", "en"], description="Template language."),
+        "language": Param(DIGEST.language, enum=list(LANGUAGES), description="Template language."),
         "leader_summary": Param(
-            True, type="boolean", description="Also send each department leader a summary."
+            DIGEST.leader_summary, type="boolean", description="Also send each department leader a summary."
         ),
     },
 ) as dag:

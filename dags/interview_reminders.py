@@ -29,17 +29,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
+from wecom.dag_defaults import START_DATE, TIMEZONE, task_defaults
 from wecom.interviews import tasks
-from wecom.notifications import task_defaults
+from wecom.interviews.settings import LANGUAGES, REMINDERS, STYLES
 
 with DAG(
     dag_id="interview_reminders",
     # Every 10 minutes at :03, :13, ...: contiguous intervals, clear of the :00/:30 rush WeCom warns about.
-    schedule=CronDataIntervalTimetable("3-59/10 * * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    schedule=CronDataIntervalTimetable("3-59/10 * * * *", timezone=TIMEZONE),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=4,
     doc_md=__doc__,
@@ -48,22 +48,31 @@ with DAG(
     default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=1)),
     params={
         "lead_minutes": Param(
-            30, type="integer", minimum=1, maximum=1440, description="Remind this long before."
+            REMINDERS.lead_minutes,
+            type="integer",
+            minimum=1,
+            maximum=1440,
+            description="Remind this long before.",
         ),
         "send_stale": Param(
-            False, type="boolean", description="Send reminders even for interviews already started."
+            REMINDERS.send_stale,
+            type="boolean",
+            description="Send reminders even for interviews already started.",
         ),
         "feedback_after_hours": Param(
-            2, type="number", minimum=0, description="Nudge for feedback after this long."
+            REMINDERS.feedback_after_hours,
+            type="number",
+            minimum=0,
+            description="Nudge for feedback after this long.",
         ),
-        "language": Param("zh", enum=["zh", "en"], description="Template language."),
+        "language": Param(REMINDERS.language, enum=list(LANGUAGES), description="Template language."),
         "reminder_style": Param(
-            "card",
-            enum=["card", "markdown"],
+            REMINDERS.style,
+            enum=list(STYLES),
             description="card: answerable (确认参加 / 无法参加); markdown: a plain message.",
         ),
         "escalate_minutes": Param(
-            15,
+            REMINDERS.escalate_minutes,
             type="integer",
             minimum=0,
             maximum=1439,
@@ -71,7 +80,7 @@ with DAG(
             " (0: never). Less than lead_minutes.",
         ),
         "dry_run": Param(
-            False,
+            REMINDERS.dry_run,
             type="boolean",
             description="Render and show the messages (task log, result), send nothing.",
         ),

@@ -22,17 +22,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from wecom.assets import CONTACT_EVENTS, DIRECTORY
+from wecom.dag_defaults import START_DATE, task_defaults
 from wecom.directory import tasks
-from wecom.notifications import task_defaults
 
 with DAG(
     dag_id="wecom_directory_events",
     schedule=[CONTACT_EVENTS],
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

@@ -30,19 +30,18 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
 
 from wecom.assets import DIRECTORY
+from wecom.dag_defaults import START_DATE, TIMEZONE, task_defaults
 from wecom.directory import tasks
-from wecom.notifications import task_defaults
 
 with DAG(
     dag_id="wecom_directory_sync",
     schedule=CronTriggerTimetable(
-        os.environ.get("WECOM_DIRECTORY_SYNC_CRON", "17 6 * * *"), timezone="Asia/Shanghai"
+        os.environ.get("WECOM_DIRECTORY_SYNC_CRON", "17 6 * * *"), timezone=TIMEZONE
     ),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

@@ -17,26 +17,39 @@ from wecom.directory.snapshot import (
     normalize_department,
     normalize_member,
 )
-from wecom.errors import WeComConfigError, WeComTransientError, read_answer
+from wecom.errors import SettingsError, WeComTransientError, read_answer
 from wecom.interviews.render import md, url
 
 HOSTILE_TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300
 ) | st.sampled_from(
-    ["'; DROP TABLE wecom.users; --", "\x00\x01\x1b[31m", "😀" * 50, "<script>alert(1)</script>", "**x**[a](b)",
-     "\\N", "\t|\n\r", "%(snapshot_id)s", "$$; SELECT 1; $$"]
-)  # fmt: skip
+    [
+        "'; DROP TABLE wecom.users; --",
+        "\x00\x01\x1b[31m",
+        "😀" * 50,
+        "<script>alert(1)</script>",
+        "**x**[a](b)",
+        "\\N",
+        "\t|\n\r",
+        "%(snapshot_id)s",
+        "$$; SELECT 1; $$",
+    ]
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | HOSTILE_TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-USER_FIELDS = ["userid", "name", "department", "order", "is_leader_in_dept", "position", "status", "mobile",
-               "gender", "email", "main_department", "direct_leader", "extattr", "alias", "unknown_field"]  # fmt: skip
+USER_FIELDS = (
+    "userid name department order is_leader_in_dept position status mobile gender email main_department"
+    " direct_leader extattr alias unknown_field"
+).split()
 
 
-@given(status=st.sampled_from([200, 200, 200, 429, 500, 502, 504]), content=st.binary(max_size=300) | JSON_VALUES.map(
-    lambda v: json.dumps(v).encode()))  # fmt: skip
+@given(
+    status=st.sampled_from([200, 200, 200, 429, 500, 502, 504]),
+    content=st.binary(max_size=300) | JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+)
 def test_any_http_answer_is_a_wecom_body_or_a_transient_error(status, content):
     try:
         result = read_answer(status, content, "user/list")
@@ -50,7 +63,7 @@ def test_any_http_answer_is_a_wecom_body_or_a_transient_error(status, content):
 def test_client_errors_are_configuration_errors(status):
     try:
         read_answer(status, b"", "gettoken")
-    except WeComConfigError as exc:
+    except SettingsError as exc:
         assert "API base URL" in str(exc)
     else:
         raise AssertionError("a 3xx/4xx answer must fail as configuration")
@@ -70,8 +83,13 @@ def test_any_member_item_is_normalised_or_refused_clearly(item, listed_in):
     json.loads(user["extra"])
 
 
-@given(item=st.dictionaries(st.sampled_from(["id", "name", "name_en", "parentid", "order", "department_leader"]),
-                            JSON_VALUES, max_size=6))  # fmt: skip
+@given(
+    item=st.dictionaries(
+        st.sampled_from(["id", "name", "name_en", "parentid", "order", "department_leader"]),
+        JSON_VALUES,
+        max_size=6,
+    )
+)
 def test_any_department_item_is_normalised_or_refused_clearly(item):
     try:
         department = normalize_department(item)
@@ -90,12 +108,17 @@ def test_template_values_cannot_form_markup_or_links(text):
 
 MEMBERS = st.lists(
     st.fixed_dictionaries(
-        {"userid": st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True), "name": HOSTILE_TEXT.filter(str.strip),
-         "position": HOSTILE_TEXT, "alias": HOSTILE_TEXT, "department": st.just([1])}
+        {
+            "userid": st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True),
+            "name": HOSTILE_TEXT.filter(str.strip),
+            "position": HOSTILE_TEXT,
+            "alias": HOSTILE_TEXT,
+            "department": st.just([1]),
+        }
     ),
     min_size=1,
     max_size=15,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -110,9 +133,11 @@ def test_hostile_members_load_exactly_and_reload_writes_nothing(connections, mem
             return
     with warehouse.connect() as conn:
         warehouse.apply_migrations(conn)
-        conn.execute("TRUNCATE wecom.users, wecom.departments, wecom.users_history_closed,"
-                     " wecom.departments_history_closed, wecom.user_departments_history_closed, wecom.sync_runs"
-                     " CASCADE")  # fmt: skip
+        conn.execute(
+            "TRUNCATE wecom.users, wecom.departments, wecom.users_history_closed,"
+            " wecom.departments_history_closed, wecom.user_departments_history_closed, wecom.sync_runs"
+            " CASCADE"
+        )
         apply_snapshot(conn, stage_snapshot(conn, snapshot), RemovalGuard(allow_mass_removal=True))
         rows = conn.execute("SELECT lower(userid), name, position, alias FROM wecom.users").fetchall()
         expected = {(k, u["name"], u["position"], u["alias"]) for k, u in snapshot.users.items()}

@@ -70,14 +70,29 @@ def test_url_verification_vectors(crypto, get, plain, prefix):
 @pytest.mark.parametrize(
     ("crypto", "msg_signature", "timestamp", "nonce", "encrypted", "message", "prefix"),
     [
-        (SET_A, "477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", "1372623149", A_POST_ENCRYPT, A_POST_MSG,
-         b"0960688932c47ef1"),
-        (SET_B, "0c3914025cb4b4d68103f6bfc8db550f79dcf48e", "1476422779", "1597212914", B_POST_ENCRYPT, B_POST_MSG,
-         b"694ce5a83ae07fe3"),
+        (
+            SET_A,
+            "477715d11cdb4164915debcba66cb864d751f3e6",
+            "1409659813",
+            "1372623149",
+            A_POST_ENCRYPT,
+            A_POST_MSG,
+            b"0960688932c47ef1",
+        ),
+        (
+            SET_B,
+            "0c3914025cb4b4d68103f6bfc8db550f79dcf48e",
+            "1476422779",
+            "1597212914",
+            B_POST_ENCRYPT,
+            B_POST_MSG,
+            b"694ce5a83ae07fe3",
+        ),
     ],
-)  # fmt: skip
-def test_event_vectors_decrypt_and_reencrypt_byte_exactly(crypto, msg_signature, timestamp, nonce, encrypted, message,
-                                                          prefix):  # fmt: skip
+)
+def test_event_vectors_decrypt_and_reencrypt_byte_exactly(
+    crypto, msg_signature, timestamp, nonce, encrypted, message, prefix
+):
     crypto.verify(msg_signature, timestamp, nonce, encrypted)
     assert crypto.decrypt(encrypted) == message.encode()
     assert crypto.encrypt(message.encode(), random_prefix=prefix) == encrypted

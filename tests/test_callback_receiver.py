@@ -35,8 +35,13 @@ def receiver(monkeypatch, db_url):
         "callback_aes_key": AES_KEY,
         "token_store": "memory",
     }
-    conn = {"conn_type": "wecom", "host": "http://127.0.0.1:1", "login": CORP, "password": "app-secret-x" * 2,
-            "extra": extra}  # fmt: skip
+    conn = {
+        "conn_type": "wecom",
+        "host": "http://127.0.0.1:1",
+        "login": CORP,
+        "password": "app-secret-x" * 2,
+        "extra": extra,
+    }
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_WAREHOUSE", postgres_conn(db_url))
     token_store._postgres_stores.clear()
@@ -50,9 +55,11 @@ def sealed(message: str, *, crypto: CallbackCrypto = CRYPTO, **when: object) -> 
 
 def contact_event(change_type: str, **fields: str) -> str:
     inner = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items())
-    return (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            f"<Event><![CDATA[change_contact]]></Event><ChangeType>{change_type}</ChangeType>{inner}</xml>")  # fmt: skip
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[change_contact]]></Event><ChangeType>{change_type}</ChangeType>{inner}</xml>"
+    )
 
 
 def inbox(db_url: str) -> list[tuple]:
@@ -66,8 +73,12 @@ def inbox(db_url: str) -> list[tuple]:
 def test_url_verification_answers_the_bare_plaintext(receiver):
     timestamp, nonce = str(int(time.time())), "263014780"
     echostr = CRYPTO.encrypt(b"1616140317555161061")
-    query = {"msg_signature": signature(TOKEN, timestamp, nonce, echostr), "timestamp": timestamp, "nonce": nonce,
-             "echostr": echostr}  # fmt: skip
+    query = {
+        "msg_signature": signature(TOKEN, timestamp, nonce, echostr),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "echostr": echostr,
+    }
     started = time.monotonic()
     answer = requests.get(f"{receiver}?{urlencode(query)}", timeout=5)
     assert answer.status_code == 200 and answer.content == b"1616140317555161061"  # no quotes, no newline
@@ -83,8 +94,8 @@ def test_an_event_is_stored_once_however_often_it_is_delivered(receiver, db_url)
     rows = inbox(db_url)
     assert len(rows) == 1
     event, change_type, userid, new_userid, department_id, payload = rows[0]
-    assert (event, change_type, userid, new_userid, department_id) == ("change_contact", "update_user", "zhangsan",
-                                                                      "zhangsan2", None)  # fmt: skip
+    expected = ("change_contact", "update_user", "zhangsan", "zhangsan2", None)
+    assert (event, change_type, userid, new_userid, department_id) == expected
     assert payload["Department"] == "1,2"
 
 
@@ -103,8 +114,10 @@ def _hostile_requests():
     stale_query, stale_body = sealed(message, timestamp=int(time.time()) - 3600)
     other_corp = CallbackCrypto(TOKEN, CRYPTO.aes_key, "wwsomeoneelse")
     foreign_query, foreign_body = sealed(message, crypto=other_corp)
-    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-              b"<xml><Encrypt>&lol2;</Encrypt></xml>")  # fmt: skip
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        b"<xml><Encrypt>&lol2;</Encrypt></xml>"
+    )
     xxe = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>'
     not_base64 = b"<xml><Encrypt><![CDATA[%%%not base64%%%]]></Encrypt></xml>"
     signed_junk = base64.b64encode(b"x" * 48).decode()
@@ -201,9 +214,11 @@ def post(receiver: str, message: str) -> float:
 
 
 def card_tap(userid: str) -> str:
-    return (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[{userid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            "<Event><![CDATA[template_card_event]]></Event><TaskId><![CDATA[t1]]></TaskId></xml>")  # fmt: skip
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[{userid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[template_card_event]]></Event><TaskId><![CDATA[t1]]></TaskId></xml>"
+    )
 
 
 def test_a_stored_event_fires_its_kinds_trigger_at_once_and_the_other_kind_stays_quiet(

@@ -8,7 +8,7 @@ from conftest import wecom_conn
 
 from wecom.errors import WeComCallerError, WeComConfigError, WeComItemError
 from wecom.hooks import WeComHook
-from wecom.messages import TASK_ID, MessageError, button_card, task_id_for
+from wecom.payloads import TASK_ID, MessageError, button_card, task_id_for
 from wecom_simulator import SimulatorAdmin
 
 BUTTONS = [("确认参加", "confirm"), ("无法参加", "decline")]

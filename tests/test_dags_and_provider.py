@@ -134,14 +134,40 @@ def test_the_form_declares_exactly_the_extras_the_hook_reads_and_hides_only_what
     declared = spec["conn-fields"]
     assert set(declared) == set(settings_class.extra_fields())
     extra = {name: SAMPLES[field["schema"]["type"][0]][0] for name, field in declared.items()}
-    conn = Connection(conn_id="c", conn_type=conn_type, host="http://h:1", login="corp", password="secret-value",
-                      extra=json.dumps(extra))  # fmt: skip
+    fields = {"conn_id": "c", "conn_type": conn_type, "host": "http://h:1", "login": "corp"}
+    conn = Connection(**fields, password="secret-value", extra=json.dumps(extra))
     settings = settings_class.from_connection(conn)
     for name, field in declared.items():
         assert getattr(settings, name) == SAMPLES[field["schema"]["type"][0]][1], name
     # Hidden fields are ignored: a connection that sets them reads the same.
     hidden = spec["ui-field-behaviour"]["hidden-fields"]
-    noisy = Connection(conn_id="c", conn_type=conn_type, host="http://h:1", login="corp", password="secret-value",
-                       extra=json.dumps(extra), schema="ftp", port=1)  # fmt: skip
+    noisy = Connection(**fields, password="secret-value", extra=json.dumps(extra), schema="ftp", port=1)
     assert set(hidden) == {"schema", "port"} | ({"login"} if conn_type == "wecom_webhook" else set())
     assert settings_class.from_connection(noisy) == settings
+
+
+@pytest.mark.parametrize("conn_type", ["wecom", "wecom_webhook"])
+def test_the_form_shows_the_defaults_the_hook_applies(conn_type):
+    """Every form field's default (none where the form shows none) is what the hook uses when the extra leaves
+    the field out, and its label and type are declared: the form cannot drift from the settings."""
+    from airflow.sdk import Connection
+
+    from wecom.hooks import WeComSettings
+    from wecom.webhook import WebhookSettings
+
+    spec = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}[conn_type]
+    settings_class = WeComSettings if conn_type == "wecom" else WebhookSettings
+    bare = Connection(
+        conn_id="c", conn_type=conn_type, host="http://h:1", login="corp", password="secret-value"
+    )
+    settings = settings_class.from_connection(bare)
+    for name, field in spec["conn-fields"].items():
+        assert field["label"] and field["schema"]["type"][0] in SAMPLES, name
+        assert field["schema"].get("default") == getattr(settings, name), name
+    form = {name: field["schema"].get("default") for name, field in spec["conn-fields"].items()}
+    expected = (
+        {"read_timeout": 30.0, "max_retries": 3}
+        if conn_type == "wecom"
+        else {"read_timeout": 15.0, "max_retries": 1}
+    )
+    assert {name: form[name] for name in expected} == expected

@@ -13,10 +13,11 @@ import pytest
 from conftest import ROOT, conn_json, load_dag
 
 from wecom import warehouse
-from wecom.delivery import AppMessages, Claimant, MemberLimits, Outgoing, Sender
+from wecom.delivery import AppMessages, MemberLimits, Sender
 from wecom.errors import WeComConfigError
 from wecom.hooks import WeComHook
-from wecom.messages import markdown, text
+from wecom.outbox import Claimant, Outgoing
+from wecom.payloads import markdown, text
 from wecom.webhook import WeComWebhookHook
 from wecom_simulator import SimulatorConfig, WeComSimulator, generate_org
 

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from conftest import wecom_conn
 
 from wecom.errors import (
+    SettingsError,
     WeComCallerError,
     WeComConfigError,
     WeComItemError,
@@ -214,10 +215,10 @@ def test_test_connection_reports_without_leaking(simulator, monkeypatch):
 
 def test_connection_without_agent_id_or_with_bad_extras_says_what_to_fix(simulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_X", wecom_conn(simulator.url, agent_id=None, token_store="memory"))
-    with pytest.raises(WeComConfigError, match="agent_id"):
+    with pytest.raises(SettingsError, match="agent_id"):
         WeComHook("wecom_x").send_message({"touser": "a", "msgtype": "text", "text": {"content": "x"}})
     monkeypatch.setenv("AIRFLOW_CONN_WECOM_X", wecom_conn(simulator.url, read_timeout="soon"))
-    with pytest.raises(WeComConfigError, match="must be a number"):
+    with pytest.raises(SettingsError, match="must be a number"):
         WeComHook("wecom_x").get_access_token()
 
 

@@ -11,20 +11,32 @@ import pytest
 from conftest import ROOT, load_dag
 
 from wecom import warehouse
-from wecom.delivery import AppMessages, Claimant, Outgoing, Sender
+from wecom.delivery import AppMessages, Sender
 from wecom.directory import tasks as directory
 from wecom.hooks import WeComHook
 from wecom.interviews.answers import record_cards
 from wecom.interviews.mapping import refresh_mapping
-from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.render import LOCAL_TZ, md
-from wecom.messages import markdown
+from wecom.interviews.settings import DigestSettings, ReminderSettings
+from wecom.interviews.tasks import plan_digest, plan_reminders
+from wecom.outbox import Claimant, Outgoing
+from wecom.payloads import markdown
 from wecom_dev import demo_data
 from wecom_dev.days import weekday_ahead
 from wecom_dev.platform import create_platform_schema
 from wecom_simulator import generate_org
 
 DAY = weekday_ahead(1)  # a Tuesday ahead of the machine's clock: nothing expires
+
+
+def digest_messages(source, wh, day, **options):
+    """The day's digests as a run with these params plans them (read, composed, unmapped remembered)."""
+    return plan_digest(source, wh, day, DigestSettings(**options))
+
+
+def reminder_messages(source, wh, start, end, **options):
+    """The window's reminders as a run with these params plans them."""
+    return plan_reminders(source, wh, start, end, ReminderSettings(**options))
 
 
 def at(day: date, hh: int, mm: int = 0) -> datetime:

@@ -21,9 +21,9 @@ from test_reminder_answers import DAY, REMIND_AT, World, world
 
 from wecom import warehouse
 from wecom.errors import WeComDataError
-from wecom.interviews.messages import ledger_instant, reminder_key
+from wecom.interviews.keys import ledger_instant, reminder_key
 from wecom.interviews.render import Interview
-from wecom.messages import task_id_for
+from wecom.payloads import task_id_for
 
 ZONES = ("UTC", "Asia/Shanghai", "America/Los_Angeles")
 AT_10 = f"{DAY.isoformat()}T02:00:00Z"  # interviews 1-3: 10:00 in Beijing
@@ -49,7 +49,7 @@ def set_zone(monkeypatch: pytest.MonkeyPatch, db_url: str, zone: str) -> None:
 
 def old_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """The keys as written before: the start as the session returned it, with its offset."""
-    monkeypatch.setattr("wecom.interviews.messages.ledger_instant", lambda moment: moment.isoformat())
+    monkeypatch.setattr("wecom.interviews.keys.ledger_instant", lambda moment: moment.isoformat())
 
 
 def remigrate(db_url: str) -> None:

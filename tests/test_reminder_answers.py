@@ -18,10 +18,11 @@ import requests
 from conftest import ROOT, load_dag, sealed_delivery, serving, use_connections
 
 from wecom.callbacks.crypto import CallbackCrypto
-from wecom.delivery import Claimant
 from wecom.directory import tasks as directory
 from wecom.interviews import tasks
 from wecom.interviews.render import LOCAL_TZ
+from wecom.interviews.settings import ReminderSettings
+from wecom.outbox import Claimant
 from wecom_dev.days import weekday_ahead
 from wecom_dev.platform import create_platform_schema
 from wecom_simulator import SimulatorAdmin, SimulatorConfig, WeComSimulator, generate_org
@@ -50,7 +51,8 @@ class World:
         """The reminders run for the window [start, start + minutes)."""
         claimant = Claimant("interview_reminders", f"{run}-{start.isoformat()}", "send_due_reminders")
         options = {"feedback_after_hours": 10_000, **options}
-        return tasks.send_reminders(start, start + timedelta(minutes=minutes), claimant, **options)
+        settings = ReminderSettings(**options)
+        return tasks.send_reminders(start, start + timedelta(minutes=minutes), claimant, settings)
 
     def answers(self, run: str = "a") -> dict:
         return tasks.apply_answers(Claimant("interview_answers", run, "apply_answers"))
@@ -240,13 +242,13 @@ def test_a_card_whose_codes_expired_keeps_the_answer_and_says_why(monkeypatch, d
 
 
 def test_transient_failures_leave_the_card_pending_and_fail_the_task(w):
-    from wecom.errors import WeComTransientError
+    from wecom.errors import WorkPending
 
     w.remind(REMIND_AT)
     w.click("decline", 1)
     w.click("confirm", 2)
     w.admin.fault("http502", path="message/update_template_card", count=3)
-    with pytest.raises(WeComTransientError, match="2 card"):
+    with pytest.raises(WorkPending, match="2 card"):
         w.answers()
     # Three tries of the first card's code, then the second card is left for the retry, untried.
     assert w.admin.calls("message/update_template_card") == 3

@@ -1,82 +1,24 @@
-"""The HTTP side both hooks share: settings from a connection's extra, a pooled session, a base hook, and
-one exchange with bounded, jittered retries whose answer is read by ``errors.read_answer``."""
+"""The HTTP side both hooks share: a pooled session, a base hook whose connection gives its settings
+(``wecom.connections``), and one exchange with bounded, jittered retries whose answer is read by
+``errors.read_answer``."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import random
 import time
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Self
+from typing import Any
 
 import requests
 from airflow.sdk import BaseHook
 
-from wecom.errors import Reaction, WeComConfigError, WeComTransientError, error_for, reaction, read_answer
+from wecom.connections import HttpSettings
+from wecom.errors import Reaction, WeComTransientError, error_for, reaction, read_answer
 from wecom.redact import install_log_redaction, register_secret
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class HttpSettings:
-    """Knobs every WeCom connection takes in its extra (the connection form declares each of them)."""
-
-    base_url: str
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    proxy: str | None = None
-    max_retries: int = 3
-    retry_backoff: float = 0.5
-    retry_backoff_max: float = 8.0
-    pool_size: int = 8
-
-    # Fields that do not come from the extra.
-    NOT_EXTRAS = frozenset({"base_url", "corp_id", "secret", "key"})
-
-    @property
-    def credentials(self) -> tuple[str, ...]:
-        """The secrets this connection holds (registered with the masker before any use)."""
-        raise NotImplementedError
-
-    @classmethod
-    def from_connection(cls, conn: Any) -> Self:
-        raise NotImplementedError
-
-    @classmethod
-    def extra_fields(cls) -> dict[str, dataclasses.Field]:
-        return {f.name: f for f in dataclasses.fields(cls) if f.name not in cls.NOT_EXTRAS}
-
-    @classmethod
-    def from_extra(cls, conn: Any, **values: Any) -> Self:
-        """Settings from a connection's extra (typed by the fields; blank values mean the default)."""
-        # Form fields may arrive prefixed (extra__wecom__agent_id) from older UIs: accept both spellings.
-        extra = {
-            key.split("__")[-1]: value
-            for key, value in (conn.extra_dejson or {}).items()
-            if value not in (None, "")
-        }
-        for name, spec in cls.extra_fields().items():
-            if name in extra:
-                values[name] = _typed(extra[name], spec.type, conn.conn_id, name)
-        return cls(**values)
-
-
-def _typed(value: Any, annotation: Any, conn_id: str, name: str) -> Any:
-    kind = str(annotation)
-    try:
-        if kind.startswith("float"):
-            return float(value)
-        if kind.startswith("int"):
-            return int(value)
-    except (TypeError, ValueError):
-        raise WeComConfigError.about(
-            "connection", f"connection {conn_id!r}: extra {name} must be a number, not {value!r:.40}"
-        ) from None
-    return str(value)
 
 
 def new_session(settings: HttpSettings) -> requests.Session:

@@ -18,23 +18,22 @@ from wecom import ledger
 from wecom.errors import (
     CARDS_NEED_CALLBACK,
     USER_NOT_FOUND,
+    SettingsError,
     WeComCallerError,
     WeComConfigError,
     WeComError,
     WeComItemError,
 )
 from wecom.hooks import SendResult, WeComHook
-from wecom.ledger import Claimant, Outcome, Outgoing
 from wecom.limits import MemberLimits
-from wecom.messages import DuplicateCheck, request_body
+from wecom.outbox import Claimant, Outcome, Outgoing
+from wecom.payloads import DuplicateCheck, request_body
 from wecom.warehouse import require_autocommit
 from wecom.webhook import WeComWebhookHook
 
 __all__ = [
     "AppMessages",
-    "Claimant",
     "MemberLimits",
-    "Outgoing",
     "RobotMessages",
     "Sender",
     "Summary",
@@ -175,7 +174,7 @@ class Sender:
             except WeComError as exc:
                 # Configuration: failed for good. Anything else survived the hook's retries: keep it pending
                 # (the task's retry takes it back).
-                status = "failed" if isinstance(exc, WeComConfigError) else "pending"
+                status = "failed" if isinstance(exc, (WeComConfigError, SettingsError)) else "pending"
                 outcomes.append(Outcome(message, status, errcode=exc.errcode, reason=str(exc)))
                 raise
             finished = time.time()

@@ -1,18 +1,34 @@
-"""Every way a WeCom call can fail, and what to do about it: one errcode table drives every reaction.
+"""Every way the WeCom integration fails on purpose, in two families under ``WeComError``, and one errcode
+table (``ERRCODES``) that decides the reaction to each of WeCom's answers.
 
-``ERRCODES`` maps each code to a ``Reaction`` and the advice shown to the operator; ``read_answer`` turns
-an HTTP answer into a WeCom body or the right exception; ``error_for`` builds the exception for a code.
-The exception class says what happens next:
+**WeCom's answers** (``WeComAnswerError``: ``errcode``, a scrubbed ``errmsg``, the API ``path``). ``error_for``
+picks the class from the code's ``Reaction`` in ``ERRCODES``; ``read_answer`` reports a missing, garbled or
+overloaded answer as ``BUSY`` (-1). Retry rule: *the table decides*. A code whose reaction is CONFIG or
+CALLER fails the task at once (the class is an ``AirflowFailException``: no Airflow retries); every other
+answer leaves the task to Airflow's retries: RETRY after the hook's own bounded retries, BLOCK after the
+task's retry delay, REFRESH after one refresh, ITEM when a caller lets it escape, and codes outside the table.
 
-- ``WeComTransientError``: retried (bounded, with jitter) inside the hook; Airflow's task retries may go on.
-- ``WeComRateLimitedError`` (45009): never retried hot; the task's retry delay waits out the window.
-- ``WeComTokenError``: a token error survived one refresh.
-- ``WeComConfigError``: the app, secret, corp, IP or agent is misconfigured. Retrying can get the IP banned,
-  so it is an ``AirflowFailException``: the task fails at once.
-- ``WeComCallerError``: our request was malformed; also fails at once (a ledger records the one message).
-- ``WeComItemError``: one item (a user, a department) is invalid; batch callers record it and go on.
-- ``WeComDataError``: data that can never succeed (a message over WeCom's limits, directory data we cannot
-  load); fails the task at once, with what to change.
+- ``WeComTransientError`` (RETRY): busy, overloaded, unreachable or garbled after the hook's retries.
+- ``WeComRateLimitedError`` (BLOCK, 45009): never retried hot; the task's retry delay waits out the window.
+- ``WeComTokenError`` (REFRESH): a token error survived one refresh.
+- ``WeComItemError`` (ITEM): one user or department is invalid; batch callers record it and go on.
+- ``WeComConfigError`` (CONFIG): WeCom says the app, secret, corp, IP or agent is misconfigured. Retrying
+  can get the IP banned: fails at once.
+- ``WeComCallerError`` (CALLER): WeCom says our request was malformed: fails at once.
+
+**Ours** (``LocalError``: found on this side, ``errcode`` None). Retry rule: *Airflow retries
+only what time can settle*. Only ``WorkPending`` can be settled by time and is retried; a retry of the same
+task meets the same settings, input and warehouse, so the others fail the task at once (``AirflowFailException``).
+
+- ``SettingsError``: our configuration is wrong: a connection field, the callback secrets, a host that is not
+  WeCom's API (an HTTP status other than 200, 429 and 5xx).
+- ``WeComDataError``: input that can never succeed (a message over WeCom's limits, directory data we cannot
+  load, a bad param), with what to change.
+- ``PipelineStateError``: the warehouse is not in the state a step needs, with what to clear or run.
+- ``WorkPending``: everything else is done; what is left waits for the task's retry (or the next run).
+
+A callback the receiver refuses (``wecom.callbacks.crypto.CallbackRejected``) is in neither family: it is the
+receiver's verdict on a request from the internet, answered 4xx and logged, never raised into a task.
 """
 
 from __future__ import annotations
@@ -34,6 +50,11 @@ class Reaction(enum.Enum):
     CONFIG = "config"  # misconfigured: fail at once, never retry
     ITEM = "item"  # one recipient, user or department: record it and go on
     CALLER = "caller"  # our request is malformed: fail at once
+
+    @property
+    def fails_at_once(self) -> bool:
+        """The family's retry rule: True when Airflow must not retry the task (``AirflowFailException``)."""
+        return self in (Reaction.CONFIG, Reaction.CALLER)
 
 
 OK = 0
@@ -81,8 +102,8 @@ ERRCODES: dict[int, tuple[Reaction, str]] = {
     45002: (Reaction.CALLER, "content too large"),
     45029: (Reaction.CALLER, "response too large: split the request"),
     # Answerable cards (template_card button_interaction, message/update_template_card).
-    43012: (Reaction.CONFIG, "the app has no callback URL, so it cannot send answerable cards: set one (README)"),
-    60140: (Reaction.ITEM, "the response_code was used already or expired (single use, 72 hours)"),
+    CARDS_NEED_CALLBACK: (Reaction.CONFIG, "the app has no callback URL, so it cannot send answerable cards: set one (README)"),
+    CARD_CODE_INVALID: (Reaction.ITEM, "the response_code was used already or expired (single use, 72 hours)"),
     42014: (Reaction.CALLER, "task_id is invalid or already used by this app"),
     42015: (Reaction.CALLER, "the card was not sent by this app"),
     42016: (Reaction.ITEM, "the card's task_id does not exist"),
@@ -111,26 +132,33 @@ def scrub_errmsg(errmsg: object) -> str:
 
 
 class WeComError(Exception):
-    """A WeCom call failed; carries the errcode, a scrubbed errmsg and the API path."""
+    """Anything this integration raises on purpose: one of WeCom's answers or one of ours (see the module)."""
+
+    errcode: int | None = None  # WeCom's code, when WeCom answered
+
+
+# -- WeCom's answers --------------------------------------------------------------------------------
+
+
+class WeComAnswerError(WeComError):
+    """WeCom refused a call (or gave no usable answer); carries the errcode, a scrubbed errmsg and the API
+    path. The class comes from the code's reaction in ``ERRCODES``; this class itself is an unlisted code."""
+
+    errcode: int
 
     def __init__(self, errcode: int, errmsg: str, path: str, advice: str = "") -> None:
         self.errcode = errcode
         self.errmsg = scrub_errmsg(errmsg)
         self.path = path
         self.advice = advice
-        if errcode == OK and not self.errmsg:  # found before any call: the advice is the whole story
-            message = f"WeCom {path}: {advice}"
-        else:
-            message = f"WeCom {path} failed: errcode {errcode}: {self.errmsg}" + (
-                f" ({advice})" if advice else ""
-            )
-        super().__init__(message)
+        suffix = f" ({advice})" if advice else ""
+        super().__init__(f"WeCom {path} failed: errcode {errcode}: {self.errmsg}{suffix}")
 
     def __reduce__(self):  # keep pickling (multiprocessing, Airflow) working with our signature
         return (self.__class__, (self.errcode, self.errmsg, self.path, self.advice))
 
 
-class WeComTransientError(WeComError):
+class WeComTransientError(WeComAnswerError):
     """Busy, overloaded, unreachable or garbled after the hook's own retries."""
 
     @classmethod
@@ -139,41 +167,27 @@ class WeComTransientError(WeComError):
         return cls(BUSY, what, path)
 
 
-class WeComRateLimitedError(WeComError):
+class WeComRateLimitedError(WeComAnswerError):
     """45009: a frequency limit was hit; retry only after the window (the task's retry delay)."""
 
 
-class WeComTokenError(WeComError):
+class WeComTokenError(WeComAnswerError):
     """The access token was rejected twice in a row."""
 
 
-class WeComItemError(WeComError):
+class WeComItemError(WeComAnswerError):
     """One recipient, user or department is invalid; the rest of a batch is unaffected."""
 
 
-class WeComConfigError(WeComError, AirflowFailException):
-    """Misconfiguration that no retry can fix; fails the task without Airflow retries."""
-
-    @classmethod
-    def about(cls, path: str, advice: str) -> WeComConfigError:
-        """A configuration problem found before any call (a connection field, an HTTP status)."""
-        return cls(OK, "", path, advice)
+class WeComConfigError(WeComAnswerError, AirflowFailException):
+    """WeCom says the app is misconfigured: no retry can fix it; fails the task without Airflow retries."""
 
 
-class WeComCallerError(WeComError, AirflowFailException):
-    """A request that should never have been sent (a bug or invalid input on our side)."""
+class WeComCallerError(WeComAnswerError, AirflowFailException):
+    """WeCom says our request should never have been sent (a bug or invalid input on our side)."""
 
 
-class WeComDataError(AirflowFailException):
-    """Input that can never succeed as given; the message says which item and what to change."""
-
-
-class PipelineStateError(AirflowFailException):
-    """The warehouse is not in the state this step needs (a snapshot gone, a migration missing); the
-    message says what to clear or run. Retrying the same step cannot help."""
-
-
-_CLASSES: dict[Reaction, type[WeComError]] = {
+_CLASSES: dict[Reaction, type[WeComAnswerError]] = {
     Reaction.RETRY: WeComTransientError,
     Reaction.BLOCK: WeComRateLimitedError,
     Reaction.REFRESH: WeComTokenError,
@@ -183,11 +197,37 @@ _CLASSES: dict[Reaction, type[WeComError]] = {
 }
 
 
-def error_for(errcode: int, errmsg: str, path: str) -> WeComError:
+# -- ours -------------------------------------------------------------------------------------------
+
+
+class LocalError(WeComError):
+    """Found on our side, without an answer from WeCom to blame; the message says what to change."""
+
+
+class SettingsError(LocalError, AirflowFailException):
+    """Our configuration is wrong (a connection field, the callback secrets, the API host): fails at once."""
+
+
+class WeComDataError(LocalError, AirflowFailException):
+    """Input that can never succeed as given; the message says which item and what to change."""
+
+
+class PipelineStateError(LocalError, AirflowFailException):
+    """The warehouse is not in the state this step needs (a snapshot gone, a migration missing); the
+    message says what to clear or run. Retrying the same step cannot help."""
+
+
+class WorkPending(LocalError):
+    """The task did what it could; the rest waits for its retry (or the next run), which Airflow schedules.
+    Raise it last, after recording what was done: ``raise WorkPending("2 card(s) not updated yet: ...")``."""
+
+
+def error_for(errcode: int, errmsg: str, path: str) -> WeComAnswerError:
     """The exception for a non-zero errcode, with the table's advice."""
     entry = ERRCODES.get(errcode)
     if entry is None:
-        return WeComError(errcode, errmsg, path, "unlisted errcode: look it up in WeCom's global error table")
+        advice = "unlisted errcode: look it up in WeCom's global error table"
+        return WeComAnswerError(errcode, errmsg, path, advice)
     kind, advice = entry
     if kind is Reaction.REFRESH:
         advice = "the token was rejected again after a refresh"
@@ -203,13 +243,17 @@ def _describe(content: bytes) -> str:
 def read_answer(status: int, content: bytes, path: str) -> dict[str, Any]:
     """One HTTP answer as a WeCom body (``errcode`` may still be non-zero), or the error saying why not.
 
-    5xx, 429, non-JSON and truncated bodies are transient; any other non-200 status is configuration (the
-    host is not WeCom's API). A body without ``errcode`` counts as success (gettoken may omit it).
+    WeCom's API answers 200, errors included. 5xx and 429 (an overloaded WeCom or gateway), non-JSON and
+    truncated bodies are transient (``BUSY``). Any other status is ours, a ``SettingsError``: the host (or the
+    proxy) is not WeCom's API. A body without ``errcode`` counts as success (gettoken may omit it).
     """
     if status >= 500 or status == 429:
         raise WeComTransientError.about(path, f"HTTP {status} ({_describe(content)})")
     if status != 200:
-        raise WeComConfigError(BUSY, f"HTTP {status}", path, "check the connection's host (the API base URL)")
+        raise SettingsError(
+            f"WeCom {path}: HTTP {status} ({_describe(content)}) is not an answer of WeCom's API:"
+            " check the connection's host (the API base URL) and proxy"
+        )
     try:
         body = json.loads(content)
     except (ValueError, UnicodeDecodeError, RecursionError):

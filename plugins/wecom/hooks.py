@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from wecom import DEFAULT_BASE_URL
-from wecom.client import BaseWeComHook, HttpSettings, exchange
+from wecom.client import BaseWeComHook, exchange
+from wecom.connections import WeComSettings
 from wecom.errors import (
     NO_VALID_RECIPIENT,
     OK,
     Reaction,
-    WeComConfigError,
+    SettingsError,
     WeComError,
     WeComItemError,
     WeComTransientError,
@@ -26,43 +26,7 @@ from wecom.token_store import CachedToken, TokenStore, cache_key, memory_store, 
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, kw_only=True)
-class WeComSettings(HttpSettings):
-    """Everything a hook needs from its connection; the secret is never part of ``repr``."""
-
-    corp_id: str
-    secret: str = field(repr=False)
-    agent_id: int | None = None
-    token_margin: float = 300.0
-    token_store: str = "postgres"
-    warehouse_conn_id: str = "wecom_warehouse"
-    # The callback receiver's secrets (WeCom admin console → app → 接收消息 → API 接收).
-    callback_token: str | None = field(default=None, repr=False)
-    callback_aes_key: str | None = field(default=None, repr=False)
-    callback_replay_window: float = 300.0
-
-    @classmethod
-    def from_connection(cls, conn: Any) -> WeComSettings:
-        if not conn.login:
-            raise WeComConfigError.about("connection", f"connection {conn.conn_id!r} has no corp id in login")
-        if not conn.password:
-            raise WeComConfigError.about(
-                "connection", f"connection {conn.conn_id!r} has no app secret in password"
-            )
-        host = (conn.host or DEFAULT_BASE_URL).strip()
-        if "://" not in host:
-            host = f"https://{host}"
-        settings = cls.from_extra(conn, base_url=host.rstrip("/"), corp_id=conn.login, secret=conn.password)
-        if settings.token_store not in ("postgres", "memory"):
-            raise WeComConfigError.about(
-                "connection", f"token_store must be 'postgres' or 'memory', not {settings.token_store!r}"
-            )
-        return settings
-
-    @property
-    def credentials(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.secret, self.callback_token, self.callback_aes_key) if s)
+DEFAULT_CONN_ID = "wecom_default"  # the WeCom app connection every task, hook and receiver uses by default
 
 
 @dataclass(frozen=True)
@@ -100,7 +64,7 @@ class WeComHook(BaseWeComHook):
     """
 
     conn_name_attr = "wecom_conn_id"
-    default_conn_name = "wecom_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "wecom"
     hook_name = "WeCom"
     settings_class = WeComSettings
@@ -125,9 +89,7 @@ class WeComHook(BaseWeComHook):
     @property
     def agent_id(self) -> int:
         if self.settings.agent_id is None:
-            raise WeComConfigError.about(
-                "connection", f"connection {self.wecom_conn_id!r} needs agent_id in its extra"
-            )
+            raise SettingsError(f"connection {self.wecom_conn_id!r} needs agent_id in its extra")
         return self.settings.agent_id
 
     # -- tokens -------------------------------------------------------------------------------
@@ -268,8 +230,12 @@ class WeComHook(BaseWeComHook):
         ``response_code`` (from the send, or from a click's callback) works once, within 72 hours; a used
         or expired one raises ``WeComItemError`` (60140). A blind retry after a lost answer meets 60140
         for a code the first try spent: ``retries=0`` leaves that judgement to the caller."""
-        body = {"userids": userids, "agentid": self.agent_id, "response_code": response_code,
-                "button": {"replace_name": replace_name}}  # fmt: skip
+        body = {
+            "userids": userids,
+            "agentid": self.agent_id,
+            "response_code": response_code,
+            "button": {"replace_name": replace_name},
+        }
         self.call("POST", "message/update_template_card", json=body, retries=retries)
 
     def recall_message(self, msgid: str) -> None:

@@ -7,95 +7,19 @@ own explicit transaction; none changes the connection's mode.
 from __future__ import annotations
 
 import bisect
-import hashlib
-import json
-import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from wecom import sql
 from wecom.limits import MemberLimits
+from wecom.outbox import Claimant, Outcome, Outgoing
 from wecom.warehouse import require_autocommit
 
 LEDGER = "delivery/ledger.sql"
-
-
-@dataclass
-class Outgoing:
-    """One message to send once. ``to`` defaults to the recipient userid (a personal message).
-    ``fallback``: what to send instead when WeCom refuses an answerable card for the app's configuration."""
-
-    dedup_key: str
-    recipient: str
-    payload: dict[str, Any]
-    to: dict[str, str] | None = None
-    expires_at: datetime | None = None
-    fallback: dict[str, Any] | None = None
-
-    @property
-    def personal(self) -> bool:
-        return self.to is None
-
-    def body_hash(self) -> str:
-        return hashlib.sha256(
-            json.dumps(self.payload, ensure_ascii=False, sort_keys=True).encode()
-        ).hexdigest()
-
-    def text(self) -> str:
-        """The message as its reader sees it: the text or markdown, a card's title and lines."""
-        section = self.payload.get(self.payload.get("msgtype", ""), {})
-        if self.payload.get("msgtype") == "template_card":
-            title = section.get("main_title", {})
-            rows = [
-                f"{r.get('keyname')}: {r.get('value')}" for r in section.get("horizontal_content_list", [])
-            ]
-            return "\n".join(filter(None, [title.get("title"), title.get("desc"), *rows]))
-        if "content" in section:
-            return str(section["content"])
-        return json.dumps(section, ensure_ascii=False)
-
-    def preview(self) -> str:
-        """A line for the ledger's preview column (the body itself is kept only as a hash)."""
-        return " ".join(self.text().split())[:80]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one claimed message; ``finished`` is the send's completion in database time."""
-
-    message: Outgoing
-    status: str  # sent | skipped | failed | expired | pending
-    msgid: str | None = None
-    errcode: int | None = None
-    reason: str | None = None
-    finished: float | None = None
-    response_code: str | None = field(default=None, repr=False)  # an answerable card's first update
-
-
-@dataclass(frozen=True)
-class Claimant:
-    """Who sends: the Airflow task attempt (a retry of the same task may take its own claims back)."""
-
-    dag_id: str | None = None
-    run_id: str | None = None
-    task_id: str | None = None
-    map_index: int = -1
-
-    @classmethod
-    def from_context(cls, context: Any | None) -> Claimant:
-        if not context:
-            return cls(task_id=f"local-{os.getpid()}")
-        ti = context["ti"]
-        return cls(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
-
-    @property
-    def key(self) -> str:
-        return f"{self.dag_id}/{self.task_id}/{self.run_id}/{self.map_index}"
 
 
 @dataclass
@@ -108,7 +32,7 @@ class Reservation:
 
 
 def _statement(name: str) -> str:
-    return sql.statements(LEDGER)[name]
+    return sql.statement(LEDGER, name)
 
 
 def claim(conn: Any, batch: list[Outgoing], claimant: Claimant, lease_seconds: int) -> list[Outgoing]:

@@ -15,9 +15,11 @@ from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineRefe
 from croniter import croniter
 
 from wecom import warehouse
-from wecom.delivery import AppMessages, Claimant, Outgoing, RobotMessages, Sender, Transport
+from wecom.delivery import AppMessages, RobotMessages, Sender, Transport
 from wecom.hooks import WeComHook
-from wecom.messages import ROBOT_MARKDOWN_LIMIT, Recipients, markdown
+from wecom.local import TIMEZONE
+from wecom.outbox import Claimant, Outgoing
+from wecom.payloads import ROBOT_MARKDOWN_LIMIT, Recipients, markdown
 from wecom.webhook import WeComWebhookHook
 
 
@@ -187,18 +189,7 @@ def alert_callbacks() -> list[BaseWeComNotifier]:
     return [notifier(**kwargs) for notifier, kwargs in _alert_targets()]
 
 
-def task_defaults(retries: int, retry_delay: timedelta) -> dict[str, Any]:
-    """Every DAG's ``default_args``: retries that back off exponentially (2x) and, on a task's final
-    failure, the alert to the deployment's targets. The one place that says every task alerts."""
-    return {
-        "retries": retries,
-        "retry_delay": retry_delay,
-        "retry_exponential_backoff": 2.0,
-        "on_failure_callback": alert_callbacks(),
-    }
-
-
-def deadline_alerts(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -> list[Any]:
+def deadline_alerts(cron: str, deadline: str, timezone: str = TIMEZONE) -> list[Any]:
     """One alert to each of the deployment's targets when a run has not succeeded by ``deadline`` (HH:MM
     local) on the day the ``cron`` schedule runs it; none when no target is configured.
 
@@ -217,7 +208,7 @@ def deadline_alerts(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -
     ]
 
 
-def deadline_interval(cron: str, deadline: str, timezone: str = "Asia/Shanghai") -> timedelta:
+def deadline_interval(cron: str, deadline: str, timezone: str = TIMEZONE) -> timedelta:
     """From a day's first ``cron`` time to ``deadline`` (HH:MM) that day; a fixed reference day, so the
     result never changes between parses."""
     tz = ZoneInfo(timezone)

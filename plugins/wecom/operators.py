@@ -10,10 +10,11 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from wecom import warehouse
-from wecom.delivery import AppMessages, Claimant, Outgoing, Sender
+from wecom.delivery import AppMessages, Sender
 from wecom.errors import NO_VALID_RECIPIENT
 from wecom.hooks import WeComHook
-from wecom.messages import DuplicateCheck, Recipients, build, markdown, split_markdown
+from wecom.outbox import Claimant, Outgoing
+from wecom.payloads import DuplicateCheck, Recipients, build, markdown, split_markdown
 
 
 class WeComSendMessageOperator(BaseOperator):

@@ -6,39 +6,17 @@ import json
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
-from wecom import DEFAULT_BASE_URL
-from wecom.client import BaseWeComHook, HttpSettings, exchange
-from wecom.errors import OK, WeComConfigError, error_for
+from wecom.client import BaseWeComHook, exchange
+from wecom.connections import WebhookSettings
+from wecom.errors import OK, error_for
 
 ROBOT_PER_MINUTE = 20
 PATH = "webhook/send"
 
 _windows: dict[str, deque[list[float]]] = {}
 _windows_lock = threading.Lock()
-
-
-@dataclass(frozen=True, kw_only=True)
-class WebhookSettings(HttpSettings):
-    """A robot connection: the key, and the HTTP knobs every WeCom connection takes."""
-
-    key: str = field(repr=False)
-    # A robot has no duplicate check: a retry after a lost answer may post twice, so retry less.
-    max_retries: int = 1
-    read_timeout: float = 15.0
-
-    @classmethod
-    def from_connection(cls, conn: Any) -> WebhookSettings:
-        if not conn.password:
-            raise WeComConfigError.about(PATH, f"connection {conn.conn_id!r} has no robot key in password")
-        base_url = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
-        return cls.from_extra(conn, base_url=base_url, key=conn.password)
-
-    @property
-    def credentials(self) -> tuple[str, ...]:
-        return (self.key,)
 
 
 class WeComWebhookHook(BaseWeComHook):

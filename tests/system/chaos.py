@@ -60,12 +60,13 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import psycopg  # noqa: E402
 
-from wecom.delivery import Claimant  # noqa: E402
 from wecom.directory import tasks as directory  # noqa: E402
 from wecom.interviews import tasks as interviews  # noqa: E402
 from wecom.interviews.cards import CHOICES, answer_text  # noqa: E402
-from wecom.interviews.messages import digest_messages, leaders_of, reminder_messages  # noqa: E402
+from wecom.interviews.inputs import leaders_of  # noqa: E402
 from wecom.interviews.render import LOCAL_TZ  # noqa: E402
+from wecom.interviews.settings import DIGEST, REMINDERS  # noqa: E402
+from wecom.outbox import Claimant  # noqa: E402
 from wecom_dev import demo_data  # noqa: E402
 from wecom_dev.days import weekday_ahead  # noqa: E402
 from wecom_dev.environment import (  # noqa: E402
@@ -349,9 +350,9 @@ class Chaos:
 
     def check_messages(self, n: int, day: date, windows: list, delivered_before: int) -> None:
         with psycopg.connect(self.db_url) as wh:
-            due, _ = digest_messages(wh, wh, day)
+            due, _ = interviews.plan_digest(wh, wh, day, DIGEST)
             for start, end in windows:
-                due += reminder_messages(wh, wh, start, end).messages
+                due += interviews.plan_reminders(wh, wh, start, end, REMINDERS).messages
             rows = wh.execute(
                 "SELECT dedup_key, lower(recipient), status, reason, msgid FROM wecom.message_log"
                 " WHERE dedup_key = ANY(%s)",

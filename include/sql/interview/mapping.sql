@@ -73,9 +73,13 @@ DELETE FROM wecom.unmapped_reported r
 USING wecom.user_mapping m
 WHERE m.platform_user_id = r.platform_user_id AND m.wecom_userid IS NOT NULL;
 
--- name: newly_unmapped
--- Of these unmapped interviewers, the ones no run has warned about yet (recorded as warned now).
+-- name: not_yet_reported
+-- Of these unmapped interviewers, the ones no run has warned about yet.
+SELECT i FROM unnest(%(ids)s::bigint[]) AS i
+WHERE NOT EXISTS (SELECT 1 FROM wecom.unmapped_reported r WHERE r.platform_user_id = i);
+
+-- name: remember_reported
+-- Warned about now: the next run does not warn again.
 INSERT INTO wecom.unmapped_reported (platform_user_id)
 SELECT unnest(%(ids)s::bigint[])
-ON CONFLICT (platform_user_id) DO NOTHING
-RETURNING platform_user_id;
+ON CONFLICT (platform_user_id) DO NOTHING;

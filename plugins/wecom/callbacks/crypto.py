@@ -3,7 +3,8 @@
 Signature: ``sha1`` of the sorted values (token, timestamp, nonce, the encrypted text), lowercase hex.
 Body: ``base64(AES-256-CBC(key, iv=key[:16], pkcs7_32(random16 ‖ len32be(msg) ‖ msg ‖ receive_id)))`` where
 ``key = base64(EncodingAESKey + "=")``. Padding is PKCS#7 to **32-byte** blocks (1..32 bytes), not 16.
-Everything that does not check out raises ``CallbackRejected`` with a reason safe to log (no input echoed).
+Everything that does not check out raises ``CallbackRejected`` with a reason safe to log (no input echoed);
+secrets that cannot be WeCom's raise ``SettingsError`` (ours: configuration, see ``wecom.errors``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,17 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from wecom.errors import SettingsError
+
 BLOCK = 32  # WeCom pads to 32 bytes, whatever AES's own block size
 
 
 class CallbackRejected(ValueError):
-    """A callback that is not WeCom's, or not for us; ``reason`` is short and never echoes the input."""
+    """A callback that is not WeCom's, or not for us; ``reason`` is short and never echoes the input.
+
+    Not a ``wecom.errors.WeComError``: nothing of ours failed and nothing is to be retried. It is the
+    receiver's verdict on a request from the internet, answered 4xx and logged, and never leaves the receiver
+    (WeCom retries a genuine delivery on its own)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -44,17 +51,17 @@ class CallbackCrypto:
     @classmethod
     def from_settings(cls, token: str, encoding_aes_key: str, receive_id: str) -> CallbackCrypto:
         if not token or not encoding_aes_key:
-            raise ValueError(
+            raise SettingsError(
                 "callback_token and callback_aes_key must both be set in the WeCom connection's extra"
             )
         if len(encoding_aes_key) != 43:
-            raise ValueError(
+            raise SettingsError(
                 "callback_aes_key (EncodingAESKey) must be the 43 characters the admin console shows"
             )
         try:
             key = base64.b64decode(encoding_aes_key + "=", validate=True)
         except binascii.Error:
-            raise ValueError("callback_aes_key (EncodingAESKey) is not valid base64") from None
+            raise SettingsError("callback_aes_key (EncodingAESKey) is not valid base64") from None
         return cls(token=token, aes_key=key, receive_id=receive_id)
 
     def verify(self, msg_signature: str, timestamp: str, nonce: str, encrypted: str) -> None:

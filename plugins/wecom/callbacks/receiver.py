@@ -35,7 +35,8 @@ from starlette.concurrency import run_in_threadpool
 
 from wecom import sql, warehouse
 from wecom.callbacks.crypto import CallbackCrypto, CallbackRejected
-from wecom.hooks import WeComHook
+from wecom.errors import SettingsError
+from wecom.hooks import DEFAULT_CONN_ID, WeComHook
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class ReceiverSettings:
     replay_window: float = 300.0  # seconds a timestamp may be from now; WeCom's retries fall inside it
 
 
-def settings_from_connection(wecom_conn_id: str = "wecom_default") -> ReceiverSettings:
+def settings_from_connection(wecom_conn_id: str = DEFAULT_CONN_ID) -> ReceiverSettings:
     """The callback secrets from the WeCom connection: login = corp id, extra ``callback_token`` and
     ``callback_aes_key``; ``callback_replay_window`` optional."""
     settings = WeComHook(wecom_conn_id).settings  # registers the secrets with the masker
@@ -128,8 +129,8 @@ def _element(node: Any) -> Any:
     return out
 
 
-class NotConfigured(Exception):
-    """The WeCom connection or its callback secrets are missing; answered 503."""
+class NotConfigured(SettingsError):
+    """The WeCom connection or its callback secrets are missing or invalid; answered 503."""
 
 
 class Receiver:
@@ -167,7 +168,7 @@ class Receiver:
         return self.inbox.store(message, fields)
 
 
-def create_app(receiver: Receiver | None = None, wecom_conn_id: str = "wecom_default") -> FastAPI:
+def create_app(receiver: Receiver | None = None, wecom_conn_id: str = DEFAULT_CONN_ID) -> FastAPI:
     """The app, with routes under ``/callback``: mount it at ``/wecom``. WeCom wants the URL verification
     answered within a second: whoever serves the app readies it first (``app.state.receiver.warm()``)."""
     app = FastAPI(title="WeCom callback receiver", docs_url=None, redoc_url=None, openapi_url=None)
@@ -179,9 +180,11 @@ def create_app(receiver: Receiver | None = None, wecom_conn_id: str = "wecom_def
         query = request.query_params
         try:
             plain = state.ready().verify_url(
-                query.get("msg_signature", ""), query.get("timestamp", ""), query.get("nonce", ""),
+                query.get("msg_signature", ""),
+                query.get("timestamp", ""),
+                query.get("nonce", ""),
                 query.get("echostr", ""),
-            )  # fmt: skip
+            )
         except CallbackRejected as exc:
             return _rejected("GET", exc)
         except NotConfigured:
@@ -223,7 +226,9 @@ class _Lazy:
             return self.receiver
         except Exception as exc:  # noqa: BLE001 - no connection, no callback secrets: say so, stay up
             log.error("The WeCom callback receiver is not configured: %s", exc)
-            raise NotConfigured from None
+            raise NotConfigured(
+                "the WeCom connection or its callback secrets are missing or invalid"
+            ) from None
 
     def warm(self) -> None:
         try:
@@ -250,7 +255,7 @@ def _rejected(method: str, exc: CallbackRejected, status: int = 400) -> Response
     return Response(status_code=status)
 
 
-def application(wecom_conn_id: str = "wecom_default") -> FastAPI:
+def application(wecom_conn_id: str = DEFAULT_CONN_ID) -> FastAPI:
     """The standalone service: the receiver at ``/wecom/callback`` and nothing else."""
     app = create_app(wecom_conn_id=wecom_conn_id)
 
@@ -276,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument(
-        "--conn-id", default="wecom_default", help="the WeCom connection with the callback secrets"
+        "--conn-id", default=DEFAULT_CONN_ID, help="the WeCom connection with the callback secrets"
     )
     args = parser.parse_args(argv)
     print(json.dumps({"listening": f"http://{args.host}:{args.port}/wecom/callback"}), flush=True)

@@ -25,23 +25,23 @@ from wecom.delivery import Sender, Summary
 from wecom.errors import CARD_CODE_INVALID, WeComCallerError, WeComItemError, WeComTransientError
 from wecom.hooks import WeComHook
 from wecom.interviews.cards import CHOICES, ReminderCard, answer_text
-from wecom.interviews.messages import ANSWERS, leaders_of, personal, reminder_suffix
+from wecom.interviews.compose import personal
+from wecom.interviews.inputs import leaders_of
+from wecom.interviews.keys import decline_key
 from wecom.interviews.render import render
-from wecom.ledger import Outgoing
+from wecom.outbox import Outgoing
 
 log = logging.getLogger(__name__)
+ANSWERS = "interview/answers.sql"
 TRIES_PER_CODE = 3
 
 
 def _statement(name: str) -> str:
-    return sql.statements(ANSWERS)[name]
+    return sql.statement(ANSWERS, name)
 
 
 def _rows(conn: Any, name: str, **params: Any) -> list[dict[str, Any]]:
-    with conn.cursor() as cur:
-        cur.execute(_statement(name), params)
-        names = [c.name for c in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return sql.dict_rows(conn, ANSWERS, name, params)
 
 
 def record_cards(conn: Any, cards: list[ReminderCard]) -> None:
@@ -89,9 +89,13 @@ def _record_click(conn: Any, click: dict[str, Any], owners: dict[str, str]) -> s
         return "ignored: not one of the card's buttons"
     recorded = conn.execute(
         _statement("record_answer"),
-        {"task_id": click["task_id"], "choice": choice, "clicked_at": click["clicked_at"],
-         "event_id": click["event_id"]},
-    ).fetchone()  # fmt: skip
+        {
+            "task_id": click["task_id"],
+            "choice": choice,
+            "clicked_at": click["clicked_at"],
+            "event_id": click["event_id"],
+        },
+    ).fetchone()
     return "recorded" if recorded else "duplicate: the first answer stands"
 
 
@@ -119,8 +123,13 @@ def _update_card(hook: WeComHook, conn: Any, card: dict[str, Any]) -> tuple[str,
             try:
                 hook.update_card_buttons(code["response_code"], [card["userid"]], text, retries=0)
             except WeComTransientError as exc:
-                log.warning("Card %s not updated yet (%s); try %d/%d", card["task_id"], exc, attempt + 1,
-                            TRIES_PER_CODE)  # fmt: skip
+                log.warning(
+                    "Card %s not updated yet (%s); try %d/%d",
+                    card["task_id"],
+                    exc,
+                    attempt + 1,
+                    TRIES_PER_CODE,
+                )
                 attempted = True  # the call may have reached WeCom and spent the code
                 time.sleep(0.2 * 2**attempt)
                 continue
@@ -157,7 +166,7 @@ def notify_declines(sender: Sender, conn: Any, limit: int = 1000) -> Summary:
             )
             continue
         content = render("decline", decline["language"], c=decline, interviewer=decline["interviewer_name"])
-        key = "decline:" + reminder_suffix(decline["interview_id"], decline["starts_at"], decline["userid"])
+        key = decline_key(decline["interview_id"], decline["starts_at"], decline["userid"])
         for recipient in recipients:
             messages += personal(key, recipient, content, None)
         who = "recruiter" if decline["recruiter_userid"] else "department leader(s)"

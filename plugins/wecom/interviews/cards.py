@@ -1,6 +1,6 @@
 """The reminder as an answerable card: its buttons, and the text that replaces them once answered.
 
-A card's ``task_id`` comes from the reminder's ledger key (``wecom.messages.task_id_for``), so a retried
+A card's ``task_id`` comes from the reminder's ledger key (``wecom.payloads.task_id_for``), so a retried
 send is the same card and a click names exactly one reminder; once recorded (``wecom.reminder_cards``) it
 never changes, even where the key's form did (migration 015). Card text is plain (no markup), so hostile
 names are only cleaned and cut.
@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from wecom.interviews.render import Interview, local, url
-from wecom.messages import button_card
+from wecom.payloads import button_card
 
 CONFIRM, DECLINE = "confirm", "decline"
 CHOICES = {CONFIRM: "confirmed", DECLINE: "declined"}  # button key -> recorded choice
@@ -22,13 +22,25 @@ BUTTONS = {
     "en": [("Confirm", CONFIRM), ("Can't make it", DECLINE)],
 }
 _TEXT = {
-    "zh": {"title": "面试提醒 {start} 开始", "desc": "{day} {start}–{end}，点击卡片进入面试间",
-           "candidate": "候选人", "position": "岗位", "number": "面试编号",
-           "confirmed": "已确认 {at}", "declined": "已告知无法参加"},
-    "en": {"title": "Interview reminder: starts at {start}", "desc": "{day} {start}–{end}; tap to open the room",
-           "candidate": "Candidate", "position": "Position", "number": "Interview no.",
-           "confirmed": "Confirmed {at}", "declined": "Declined: organiser told"},
-}  # fmt: skip
+    "zh": {
+        "title": "面试提醒 {start} 开始",
+        "desc": "{day} {start}–{end}，点击卡片进入面试间",
+        "candidate": "候选人",
+        "position": "岗位",
+        "number": "面试编号",
+        "confirmed": "已确认 {at}",
+        "declined": "已告知无法参加",
+    },
+    "en": {
+        "title": "Interview reminder: starts at {start}",
+        "desc": "{day} {start}–{end}; tap to open the room",
+        "candidate": "Candidate",
+        "position": "Position",
+        "number": "Interview no.",
+        "confirmed": "Confirmed {at}",
+        "declined": "Declined: organiser told",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,17 @@ class ReminderCard:
 
     def row(self) -> dict[str, Any]:
         i = self.interview
-        return {"task_id": self.task_id, "dedup_key": self.dedup_key, "userid": self.userid,
-                "interview_id": i.interview_id, "starts_at": i.starts_at, "position": i.position,
-                "candidate_name": i.candidate_name, "recruiter_userid": self.recruiter_userid,
-                "language": self.language}  # fmt: skip
+        return {
+            "task_id": self.task_id,
+            "dedup_key": self.dedup_key,
+            "userid": self.userid,
+            "interview_id": i.interview_id,
+            "starts_at": i.starts_at,
+            "position": i.position,
+            "candidate_name": i.candidate_name,
+            "recruiter_userid": self.recruiter_userid,
+            "language": self.language,
+        }
 
 
 def plain(value: Any, limit: int) -> str:
@@ -63,8 +82,11 @@ def plain(value: Any, limit: int) -> str:
 def reminder_card(task_id: str, interview: Interview, language: str) -> dict[str, Any]:
     """The reminder's ``button_interaction`` card: time, candidate, position, the room, two buttons."""
     text = _TEXT[language]
-    hm = {"start": local(interview.starts_at).strftime("%H:%M"), "end": local(interview.ends_at).strftime("%H:%M"),
-          "day": local(interview.starts_at).strftime("%m-%d")}  # fmt: skip
+    hm = {
+        "start": local(interview.starts_at).strftime("%H:%M"),
+        "end": local(interview.ends_at).strftime("%H:%M"),
+        "day": local(interview.starts_at).strftime("%m-%d"),
+    }
     room = url(interview.room_url)
     return button_card(
         title=text["title"].format(**hm),

@@ -7,14 +7,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import jinja2
 
 from wecom.errors import WeComDataError
 from wecom.files import TEMPLATES
+from wecom.local import LOCAL_TZ
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 LANGUAGES = ("zh", "en")
 # Characters that could start markup in WeCom markdown (or HTML) become harmless full-width look-alikes.
 _MARKUP = str.maketrans({"*": "＊", "_": "＿", "[": "［", "]": "］", "(": "（", ")": "）", "`": "｀", "#": "＃",

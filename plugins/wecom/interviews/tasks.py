@@ -1,5 +1,10 @@
-"""What the interview DAGs' tasks do: ``digest_task`` and ``reminders_task`` take a run's params and context;
-``send_digest`` and ``send_reminders`` take plain values (the chaos harness and benchmarks call them)."""
+"""What the interview DAGs' tasks do, and the one place they write: the user mapping, who was warned about
+being unmapped, the reminder cards, the ledger (through the Sender, or a dry run's preview).
+
+``digest_task`` and ``reminders_task`` take a run's params and context and build the run's settings once;
+``send_digest`` and ``send_reminders`` take plain values and settings (the chaos harness and benchmarks call
+them); ``plan_digest`` and ``plan_reminders`` read (``inputs``) and compose (``compose``) a run's messages.
+A dry run writes nothing but its preview (and the user mapping, which is derived data)."""
 
 from __future__ import annotations
 
@@ -7,15 +12,16 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from wecom import lineage, warehouse
-from wecom.delivery import AppMessages, Claimant, MemberLimits, Sender, Summary
-from wecom.errors import WeComTransientError
+from wecom import lineage, sql, warehouse
+from wecom.delivery import AppMessages, MemberLimits, Sender, Summary
+from wecom.errors import WorkPending
 from wecom.hooks import WeComHook
-from wecom.interviews import answers
+from wecom.interviews import answers, compose, inputs
 from wecom.interviews.mapping import refresh_mapping
-from wecom.interviews.messages import digest_messages, reminder_messages
 from wecom.interviews.schedule import run_day, run_window
-from wecom.ledger import Outgoing, record_dry_run
+from wecom.interviews.settings import DIGEST, REMINDERS, DigestSettings, ReminderSettings
+from wecom.ledger import record_dry_run
+from wecom.outbox import Claimant, Outgoing
 
 SOURCE_CONN_ID = "interview_source"
 PREVIEW_LIMIT = 30
@@ -66,26 +72,62 @@ def _deliver(
     return {"dry_run": False, **{k: v for k, v in summary.to_dict().items() if k != "msgids"}}
 
 
+def plan_digest(source: Any, wh: Any, day: date, settings: DigestSettings) -> tuple[list[Outgoing], dict]:
+    """The day's digests and leader summaries, and the run's report; remembers whom it warned about."""
+    read = inputs.read_digest(source, wh, day, settings)
+    messages, report = compose.digest_messages(read, settings)
+    warn_unmapped(wh, read.unmapped, read.unreported, remember=not settings.dry_run)
+    return messages, report
+
+
+def plan_reminders(
+    source: Any, wh: Any, window_start: datetime, window_end: datetime, settings: ReminderSettings
+) -> compose.Reminders:
+    """The window's reminders, escalations and nudges; remembers whom it warned about."""
+    read = inputs.read_reminders(source, wh, window_start, window_end, settings)
+    due = compose.reminder_messages(read, settings)
+    warn_unmapped(wh, read.unmapped, read.unreported, remember=not settings.dry_run)
+    return due
+
+
+def warn_unmapped(wh: Any, unmapped: list[inputs.Person], unreported: frozenset[int], remember: bool) -> None:
+    """The log warns only about interviewers no earlier run warned about: the same list every ten minutes
+    would be noise. A real run remembers them (``wecom.unmapped_reported``); a dry run only looks."""
+    if not unmapped:
+        return
+    new = [p for p in unmapped if p.platform_user_id in unreported]
+    if not new:
+        log.info(
+            "%d interviewer(s) without a WeCom mapping, none new (wecom.unmapped_interviewers)", len(unmapped)
+        )
+        return
+    log.warning(
+        "%d new interviewer(s) without a WeCom mapping get nothing: %s. %d in all: SELECT * FROM "
+        "wecom.unmapped_interviewers; map someone with a row in wecom.user_mapping_overrides.",
+        len(new),
+        ", ".join(sorted(compose.unmapped_names(new))),
+        len(unmapped),
+    )
+    if remember:
+        ids = sorted(p.platform_user_id for p in new)
+        wh.execute(sql.statements(inputs.MAPPING)["remember_reported"], {"ids": ids})
+
+
 def send_digest(
     day: date,
     claimant: Claimant,
-    language: str = "zh",
-    dry_run: bool = False,
-    only_users: list[str] | None = None,
-    leader_summary: bool = True,
+    settings: DigestSettings = DIGEST,
     wecom_conn_id: str = WeComHook.default_conn_name,
     warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
     source_id = source_conn_id()
     with warehouse.connect(source_id) as source, warehouse.connect_current(warehouse_id) as wh:
-        messages, report = digest_messages(
-            source, wh, day, language, set(only_users or []) or None, leader_summary
-        )
+        messages, report = plan_digest(source, wh, day, settings)
         _report_lineage(source_id, warehouse_id, report["interviews_read"], len(messages))
         return {
             **report,
             "messages": len(messages),
-            **_deliver(messages, claimant, dry_run, wh, wecom_conn_id),
+            **_deliver(messages, claimant, settings.dry_run, wh, wecom_conn_id),
         }
 
 
@@ -93,38 +135,23 @@ def send_reminders(
     window_start: datetime,
     window_end: datetime,
     claimant: Claimant,
-    lead_minutes: int = 30,
-    send_stale: bool = False,
-    feedback_after_hours: float = 2.0,
-    language: str = "zh",
-    dry_run: bool = False,
-    style: str = "card",
-    escalate_minutes: int = 15,
+    settings: ReminderSettings = REMINDERS,
     wecom_conn_id: str = WeComHook.default_conn_name,
     warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
     source_id = source_conn_id()
     with warehouse.connect(source_id) as source, warehouse.connect_current(warehouse_id) as wh:
-        refresh_mapping(source, wh)  # an interviewer added since this morning's digest is reminded too
-        due = reminder_messages(
-            source,
-            wh,
-            window_start,
-            window_end,
-            lead_minutes,
-            send_stale,
-            feedback_after_hours,
-            language=language,
-            style=style,
-            escalate_minutes=escalate_minutes,
-        )
+        # An interviewer added since this morning's digest is reminded too (and previewed: the mapping is
+        # derived from the platform's users, not a record of this run, so a dry run refreshes it as well).
+        refresh_mapping(source, wh)
+        due = plan_reminders(source, wh, window_start, window_end, settings)
         _report_lineage(source_id, warehouse_id, due.report["interviews_read"], len(due.messages))
-        if not dry_run:
+        if not settings.dry_run:
             answers.record_cards(wh, due.cards)
         return {
             **due.report,
             "messages": len(due.messages),
-            **_deliver(due.messages, claimant, dry_run, wh, wecom_conn_id),
+            **_deliver(due.messages, claimant, settings.dry_run, wh, wecom_conn_id),
         }
 
 
@@ -148,9 +175,7 @@ def apply_answers(
         "decline_messages_sent": told.sent,
     }
     if cards["pending"]:
-        raise WeComTransientError.about(
-            "message/update_template_card", f"{cards['pending']} card(s) not updated yet: {result}"
-        )
+        raise WorkPending(f"{cards['pending']} card(s) not updated yet: {result}")
     return result
 
 
@@ -165,31 +190,14 @@ def _report_lineage(source_id: str, warehouse_id: str, interviews: int, messages
 
 def digest_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
     """The digest for the run's day (the ``day`` param, else the run's date in Asia/Shanghai)."""
-    return send_digest(
-        run_day(params["day"], context),
-        Claimant.from_context(context),
-        language=params["language"],
-        dry_run=bool(params["dry_run"]),
-        only_users=list(params["only_users"] or []),
-        leader_summary=bool(params["leader_summary"]),
-    )
+    settings = DigestSettings.from_params(params)
+    return send_digest(run_day(params.get("day"), context), Claimant.from_context(context), settings)
 
 
 def reminders_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
     """Reminders and feedback nudges due in the run's data interval."""
     start, end = run_window(context)
-    return send_reminders(
-        start,
-        end,
-        Claimant.from_context(context),
-        lead_minutes=int(params["lead_minutes"]),
-        send_stale=bool(params["send_stale"]),
-        feedback_after_hours=float(params["feedback_after_hours"]),
-        language=params["language"],
-        dry_run=bool(params.get("dry_run", False)),
-        style=params.get("reminder_style", "card"),
-        escalate_minutes=int(params.get("escalate_minutes", 15)),
-    )
+    return send_reminders(start, end, Claimant.from_context(context), ReminderSettings.from_params(params))
 
 
 def answers_task(context: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wecom.messages import (
+from wecom.payloads import (
     DuplicateCheck,
     MessageError,
     Recipients,

@@ -1,4 +1,5 @@
-"""Application-message payloads, validated against WeCom's limits before anything is sent.
+"""Application-message payloads: built and validated against WeCom's limits before anything is sent, and
+read back as their reader sees them (``reader_text``).
 
 Limits are in UTF-8 bytes (a Chinese character is 3). Invalid content raises ``MessageError`` here, so
 errcodes like 45002 or 44004 never reach WeCom. Bodies are built deterministically: the same input
@@ -8,6 +9,7 @@ gives the same bytes, which WeCom's duplicate check relies on to absorb a retry.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -153,11 +155,14 @@ def button_card(
         "task_id": task_id,
         "main_title": {"title": _limit(_require(title, "card title"), "card title", 128)},
         "button_list": [
-            {"text": _limit(_require(text, "button text"), "button text", 40), "style": 1 if n == 0 else 2,
-             "key": _limit(key, "button key", 1024)}
+            {
+                "text": _limit(_require(text, "button text"), "button text", 40),
+                "style": 1 if n == 0 else 2,
+                "key": _limit(key, "button key", 1024),
+            }
             for n, (text, key) in enumerate(buttons)
         ],
-    }  # fmt: skip
+    }
     if description:
         card["main_title"]["desc"] = _limit(description, "card description", 512)
     if fields:
@@ -286,3 +291,16 @@ def request_body(
 ) -> dict[str, Any]:
     """Recipients + content + duplicate check, in a fixed key order (byte-identical on retry)."""
     return {**chunk, **payload, "safe": 0, **duplicate_check.fields()}
+
+
+def reader_text(payload: dict[str, Any]) -> str:
+    """A payload as its reader sees it: the text or markdown, a card's title and lines (for previews and the
+    ledger's preview column)."""
+    section = payload.get(payload.get("msgtype", ""), {})
+    if payload.get("msgtype") == "template_card":
+        title = section.get("main_title", {})
+        rows = [f"{r.get('keyname')}: {r.get('value')}" for r in section.get("horizontal_content_list", [])]
+        return "\n".join(filter(None, [title.get("title"), title.get("desc"), *rows]))
+    if "content" in section:
+        return str(section["content"])
+    return json.dumps(section, ensure_ascii=False)

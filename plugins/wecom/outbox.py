@@ -1,0 +1,77 @@
+"""What is to be sent and what became of it: the value types every sender, the ledger and the pipelines
+share. ``Outgoing`` is one message to send once, ``Outcome`` what became of it, ``Claimant`` who sends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from wecom.payloads import reader_text
+
+
+@dataclass
+class Outgoing:
+    """One message to send once. ``to`` defaults to the recipient userid (a personal message).
+    ``fallback``: what to send instead when WeCom refuses an answerable card for the app's configuration."""
+
+    dedup_key: str
+    recipient: str
+    payload: dict[str, Any]
+    to: dict[str, str] | None = None
+    expires_at: datetime | None = None
+    fallback: dict[str, Any] | None = None
+
+    @property
+    def personal(self) -> bool:
+        return self.to is None
+
+    def body_hash(self) -> str:
+        return hashlib.sha256(
+            json.dumps(self.payload, ensure_ascii=False, sort_keys=True).encode()
+        ).hexdigest()
+
+    def text(self) -> str:
+        """The message as its reader sees it (``wecom.payloads.reader_text``)."""
+        return reader_text(self.payload)
+
+    def preview(self) -> str:
+        """A line for the ledger's preview column (the body itself is kept only as a hash)."""
+        return " ".join(self.text().split())[:80]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed message; ``finished`` is the send's completion in database time."""
+
+    message: Outgoing
+    status: str  # sent | skipped | failed | expired | pending
+    msgid: str | None = None
+    errcode: int | None = None
+    reason: str | None = None
+    finished: float | None = None
+    response_code: str | None = field(default=None, repr=False)  # an answerable card's first update
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who sends: the Airflow task attempt (a retry of the same task may take its own claims back)."""
+
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int = -1
+
+    @classmethod
+    def from_context(cls, context: Any | None) -> Claimant:
+        if not context:
+            return cls(task_id=f"local-{os.getpid()}")
+        ti = context["ti"]
+        return cls(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
+
+    @property
+    def key(self) -> str:
+        return f"{self.dag_id}/{self.task_id}/{self.run_id}/{self.map_index}"
