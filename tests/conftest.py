@@ -41,6 +41,9 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     ]
 )
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+# One key for every process of the run (pytest and the `airflow` commands it starts): the inbox assets'
+# triggers are stored encrypted, and unit-test mode would otherwise give each process a key of its own.
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = "j6THed4CBkfxE_8YAcfIw4PaiGlbShKFcXWws-yfuYY="
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 # OpenLineage events go to a file the lineage tests read (no network).
 OPENLINEAGE_EVENTS = _AIRFLOW_HOME / "openlineage.jsonl"
