@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
-from typing import Any
-
-from psycopg.rows import dict_row
 
 from wecom.files import SQL
 
@@ -42,12 +38,3 @@ def statement(file: str, name: str) -> str:
             f"no statement '-- name: {name}' in {file}: the installed SQL files do not match the code"
         )
     return named[name]
-
-
-def dict_rows(
-    conn: Any, file: str, name: str, params: Mapping[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """The rows of one named query as dicts keyed by column name (psycopg's ``dict_row``)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(statement(file, name), params)
-        return cur.fetchall()

@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
+
+from psycopg.rows import dict_row
 
 from wecom import sql
 from wecom.errors import PipelineStateError
@@ -99,3 +102,12 @@ def ensure_current(conn: Any) -> None:
         return
     apply_migrations(conn)
     _checked.add(database)
+
+
+def dict_rows(
+    conn: Any, file: str, name: str, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of one named query as dicts keyed by column name (psycopg's ``dict_row``)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql.statement(file, name), params)
+        return cur.fetchall()

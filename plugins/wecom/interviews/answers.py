@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from wecom import sql
+from wecom import sql, warehouse
 from wecom.delivery import Sender, Summary
 from wecom.errors import CARD_CODE_INVALID, WeComCallerError, WeComItemError, WeComTransientError
 from wecom.hooks import WeComHook
@@ -41,7 +41,7 @@ def _statement(name: str) -> str:
 
 
 def _rows(conn: Any, name: str, **params: Any) -> list[dict[str, Any]]:
-    return sql.dict_rows(conn, ANSWERS, name, params)
+    return warehouse.dict_rows(conn, ANSWERS, name, params)
 
 
 def record_cards(conn: Any, cards: list[ReminderCard]) -> None:
