@@ -17,7 +17,8 @@ import time
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 from wecom import warehouse
-from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
+from wecom.directory.apply import apply_snapshot
+from wecom.directory.merge import RemovalGuard
 from wecom.directory.snapshot import (
     DEPARTMENT_COLUMNS,
     MEMBERSHIP_COLUMNS,
@@ -25,6 +26,7 @@ from wecom.directory.snapshot import (
     Snapshot,
     fetch_snapshot,
 )
+from wecom.directory.staging import stage_snapshot
 from wecom.hooks import WeComHook
 from wecom_dev.environment import (
     airflow_connections,

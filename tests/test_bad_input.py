@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wecom import warehouse
-from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
+from wecom.directory.apply import apply_snapshot
+from wecom.directory.merge import RemovalGuard
 from wecom.directory.snapshot import (
     DirectoryDataError,
     Snapshot,
@@ -17,6 +18,7 @@ from wecom.directory.snapshot import (
     normalize_department,
     normalize_member,
 )
+from wecom.directory.staging import stage_snapshot
 from wecom.errors import SettingsError, WeComTransientError, read_answer
 from wecom.interviews.render import md, url
 

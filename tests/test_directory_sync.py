@@ -43,8 +43,14 @@ def one(db, query, *args):
 
 def row_versions(db) -> set:
     """Every directory row's physical version: unchanged iff nothing wrote it."""
-    tables = ["users", "departments", "user_departments", "users_history_closed", "departments_history_closed",
-              "user_departments_history_closed"]  # fmt: skip
+    tables = [
+        "users",
+        "departments",
+        "user_departments",
+        "users_history_closed",
+        "departments_history_closed",
+        "user_departments_history_closed",
+    ]
     return {
         (table, *row)
         for table in tables
@@ -72,8 +78,14 @@ def test_first_sync_loads_the_whole_org(sync, db, simulator):
         "SELECT name, mobile, gender, email, extattr, main_department FROM wecom.users WHERE userid = %s",
         (user["userid"],),
     ).fetchone()
-    assert stored == (user["name"], user["mobile"], user["gender"], user["email"], user["extattr"],
-                      user["main_department"])  # fmt: skip
+    assert stored == (
+        user["name"],
+        user["mobile"],
+        user["gender"],
+        user["email"],
+        user["extattr"],
+        user["main_department"],
+    )
     # The tree view: depth and path agree with the simulator's tree.
     for dept_id, depth, path in db.execute(
         "SELECT department_id, depth, full_path FROM wecom.department_tree"
@@ -287,7 +299,9 @@ def test_new_app_without_sensitive_fields_loads_nulls(sync, db, simulator):
 
 def test_a_full_sync_stages_only_what_changed_since_the_snapshot_it_last_applied(db_url):
     from wecom import warehouse
-    from wecom.directory.load import RemovalGuard, apply_snapshot, stage_snapshot
+    from wecom.directory.apply import apply_snapshot
+    from wecom.directory.merge import RemovalGuard
+    from wecom.directory.staging import stage_snapshot
 
     def snapshot(members: range, position=lambda n: "工程师") -> Snapshot:
         result = Snapshot()
@@ -377,7 +391,7 @@ def test_migration_008_keeps_every_version_of_an_existing_history(db_url, monkey
             VALUES ('zhangsan', 2, '2026-02-01', '2026-02-01');
             INSERT INTO wecom.user_departments_history (userid, department_id, is_leader, valid_from, valid_to, sync_run_id)
             VALUES ('zhangsan', 1, false, '2026-01-01', '2026-02-01', 1), ('zhangsan', 2, false, '2026-02-01', NULL, 2);
-        """)  # fmt: skip
+        """)
         before = {v: versions(conn, v) for v in views}
         monkeypatch.setattr(warehouse, "available", lambda: everything)
         assert "008_history_closed_versions.sql" in warehouse.apply_migrations(conn)
@@ -484,7 +498,7 @@ def test_openlineage_events_name_the_wecom_api_read_and_the_tables_written_with_
 def test_a_member_listed_twice_with_different_data_is_never_trusted_as_unchanged():
     """Two listings that disagree (a change mid-fetch): the digest matches no earlier one, so the next
     full sync re-merges the member instead of trusting either listing."""
-    from wecom.directory.load import row_state
+    from wecom.directory.state import row_state
 
     def fetched(*positions: str) -> dict:
         snapshot = Snapshot()
@@ -497,3 +511,53 @@ def test_a_member_listed_twice_with_different_data_is_never_trusted_as_unchanged
     assert fetched("工程师") == fetched("工程师")  # the same data, the same state
     assert fetched("工程师")["usame"] != fetched("经理")["usame"]
     assert fetched("工程师", "工程师")["usame"] != fetched("工程师", "工程师")["usame"]  # memberships differ
+
+
+def test_each_copy_statement_lists_the_columns_in_the_order_the_rows_are_written():
+    from wecom import sql
+    from wecom.directory.staging import STAGING, STAGING_COLUMNS
+
+    for table, columns in STAGING_COLUMNS.items():
+        lines = sql.statements(STAGING)[f"copy_{table}"].splitlines()
+        statement = " ".join(" ".join(line for line in lines if not line.startswith("--")).split())
+        assert statement == f"COPY wecom_staging.{table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+
+
+def test_a_succeeded_run_records_every_figure_of_the_sync():
+    from wecom import sql
+    from wecom.directory.apply import COUNTED, RUNS
+
+    statement = sql.statements(RUNS)["run_succeeded"]
+    for figure in (*COUNTED, "rows_written", "snapshot_digest", "drift"):
+        assert f"{figure} = %({figure})s" in statement
+
+
+def test_a_scoped_merge_statement_is_its_whole_form_plus_the_scope_semi_join():
+    """The two forms are written out in merge.sql: they may differ only in the scope test, a plain
+    semi-join on wecom_staging.scope_users / scope_departments (so the plan starts from the ids in scope)."""
+    from wecom import sql
+    from wecom.directory.merge import APPLY_ORDER, MERGE, merge_statements
+
+    def words(text: str) -> list[str]:
+        return " ".join(line.split("--")[0] for line in text.splitlines()).replace(";", " ").split()
+
+    statements = sql.statements(MERGE)
+    scoped = [name.removesuffix("_scoped") for name in statements if name.endswith("_scoped")]
+    assert set(scoped) == {
+        "removal_check",
+        "close_departments_history",
+        "remove_departments",
+        "close_users_history",
+        "remove_users",
+        "close_memberships_history",
+        "remove_memberships",
+    }
+    for name in scoped:
+        whole, text = statements[name], statements[f"{name}_scoped"]
+        scope_lines = [line for line in text.splitlines() if "wecom_staging.scope_" in line]
+        assert len(scope_lines) == 1 and scope_lines[0].strip().startswith("AND EXISTS (SELECT 1 FROM")
+        assert words(text.replace(scope_lines[0], "")) == words(whole)
+        assert "wecom_staging.scope_" not in whole
+    for name in ("fetched", "removal_check", *(name for name, _ in APPLY_ORDER)):
+        assert merge_statements(False)[name] == statements[name]
+        assert merge_statements(True)[name] == statements.get(f"{name}_scoped", statements[name])

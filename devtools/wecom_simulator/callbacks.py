@@ -74,7 +74,7 @@ def events_for(op: dict[str, Any], org: Org, led_before: dict[str, frozenset[int
     announced = {ids.get("UserID", "").lower() for _, ids in events} | {
         ids.get("NewUserID", "").lower() for _, ids in events
     }
-    led_now = org.led()
+    led_now = org.led(set(led_before))
     for key in sorted(led_before.keys() & led_now.keys()):  # leaders gained or lost, not yet announced
         if led_before[key] != led_now[key] and key not in announced:
             events.append(("update_user", _member_fields(org, key)))

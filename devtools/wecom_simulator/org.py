@@ -92,14 +92,20 @@ class Org:
         """Call after any mutation so the membership index is rebuilt."""
         self._index = None
 
-    def led(self) -> dict[str, frozenset[int]]:
-        """The departments each member leads (by ``is_leader_in_dept``), keyed by lowercased userid."""
+    def led(self, keys: set[str]) -> dict[str, frozenset[int]]:
+        """The departments each of these members (lowercased userids) leads, by ``is_leader_in_dept``."""
         return {
             key: frozenset(
                 d for d, flag in zip(u["department"], u["is_leader_in_dept"], strict=False) if flag
             )
-            for key, u in self.users.items()
+            for key, u in ((k, self.users[k]) for k in keys if k in self.users)
         }
+
+    def touched_by(self, op: dict[str, Any]) -> set[str]:
+        """The members (lowercased userids) whose leader flags one admin change can alter."""
+        if op["op"] == "set_leader":
+            return {u["userid"].lower() for u in self.members_of(int(op["department_id"]))}
+        return {str(op.get(name, "")).lower() for name in ("userid", "new_userid") if op.get(name)}
 
     def replace_leader(self, userid: str, new_userid: str | None = None) -> None:
         """A member who left or stopped leading leaves every ``department_leader`` list (or, with

@@ -604,7 +604,10 @@ class SimulatorAdminApi:
             with state.lock:
                 applied, events = [], []
                 for op in body.get("ops", []):
-                    led_before = state.org.led()
+                    # Leader flags before the change, of the members it can touch: only when callbacks go out
+                    # (a 100k-member org's batch of changes must not walk every member for each).
+                    touched = state.org.touched_by(op) if state.callbacks is not None else set()
+                    led_before = state.org.led(touched)
                     applied.append(mutate(state.org, op))
                     events += events_for(op, state.org, led_before)
                 state.org.changed()

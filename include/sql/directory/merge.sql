@@ -1,10 +1,13 @@
--- Apply one staged snapshot (%(snapshot_id)s) to the directory tables, inside one
--- transaction opened by wecom.directory.load.apply_snapshot. now() is that transaction's start,
--- so every row changed by one sync carries the same timestamp.
+-- Apply one staged snapshot (%(snapshot_id)s) to the directory tables, inside the one transaction
+-- wecom.directory.apply.apply_snapshot opens; wecom.directory.merge.merge runs these statements. now() is that
+-- transaction's start, so every row changed by one sync carries the same timestamp.
 -- Only rows that really changed are written: an unchanged directory writes nothing.
--- A scoped snapshot (the ids callback events named, or a full sync's changes) removes and closes only
--- inside its scope (wecom_staging.scope_users / scope_departments): the lines marked `-- scoped`, which
--- wecom.directory.load.merge drops for a snapshot staged whole. Staged rows are always in scope.
+-- The statements that remove or close rows come in two forms. `<name>` is for a snapshot staged whole:
+-- whatever it lacks is gone. `<name>_scoped` is for a scoped snapshot (the ids callback events named, or a
+-- full sync's changes), which removes and closes only inside its scope (wecom_staging.scope_users /
+-- scope_departments). Its scope test is a plain semi-join, so the plan starts from the few ids in scope: a
+-- flag in an OR (`NOT %(scoped)s OR EXISTS ...`) would keep it a subplan tested on every directory row.
+-- Staged rows are always in scope.
 
 -- name: fetched
 SELECT (SELECT count(*) FROM wecom_staging.departments WHERE snapshot_id = %(snapshot_id)s) AS departments_fetched,
@@ -15,7 +18,14 @@ SELECT (SELECT count(*) FROM wecom_staging.departments WHERE snapshot_id = %(sna
 SELECT (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_active,
        (SELECT count(*) FROM wecom.users u
          WHERE u.deleted_at IS NULL
-           AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))  -- scoped
+           AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
+                           WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid))) AS users_removed;
+
+-- name: removal_check_scoped
+SELECT (SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL) AS users_active,
+       (SELECT count(*) FROM wecom.users u
+         WHERE u.deleted_at IS NULL
+           AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))
            AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
                            WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid))) AS users_removed;
 
@@ -47,7 +57,14 @@ WHERE s.snapshot_id = %(snapshot_id)s
 UPDATE wecom.departments d
 SET deleted_at = now(), updated_at = now()
 WHERE d.deleted_at IS NULL
-  AND EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)  -- scoped
+  AND NOT EXISTS (SELECT 1 FROM wecom_staging.departments s
+                  WHERE s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id);
+
+-- name: remove_departments_scoped
+UPDATE wecom.departments d
+SET deleted_at = now(), updated_at = now()
+WHERE d.deleted_at IS NULL
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id);
 
@@ -96,7 +113,14 @@ WHERE s.snapshot_id = %(snapshot_id)s
 UPDATE wecom.users u
 SET deleted_at = now(), updated_at = now()
 WHERE u.deleted_at IS NULL
-  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))  -- scoped
+  AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
+                  WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid));
+
+-- name: remove_users_scoped
+UPDATE wecom.users u
+SET deleted_at = now(), updated_at = now()
+WHERE u.deleted_at IS NULL
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))
   AND NOT EXISTS (SELECT 1 FROM wecom_staging.users s
                   WHERE s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid));
 
@@ -104,9 +128,14 @@ WHERE u.deleted_at IS NULL
 DELETE FROM wecom.user_departments m
 WHERE NOT EXISTS (SELECT 1 FROM wecom_staging.user_departments s
                   WHERE s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid
+                    AND s.department_id = m.department_id);
+
+-- name: remove_memberships_scoped
+DELETE FROM wecom.user_departments m
+WHERE NOT EXISTS (SELECT 1 FROM wecom_staging.user_departments s
+                  WHERE s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid
                     AND s.department_id = m.department_id)
-  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid))  -- scoped
-;
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid));
 
 -- name: update_memberships
 UPDATE wecom.user_departments m
@@ -127,11 +156,10 @@ WHERE s.snapshot_id = %(snapshot_id)s
   AND NOT EXISTS (SELECT 1 FROM wecom.user_departments m
                   WHERE m.userid = s.userid AND m.department_id = s.department_id);
 
+-- name: close_departments_history
 -- History: each close_* statement runs before its table changes and moves the current version of every
 -- row about to change or go into the closed-history table; the updates and inserts then start new
 -- versions (version_from). The *_history views show both.
-
--- name: close_departments_history
 INSERT INTO wecom.departments_history_closed (department_id, name, name_en, parent_id, sort_order, leaders,
                                               valid_from, valid_to, sync_run_id)
 SELECT d.department_id, d.name, d.name_en, d.parent_id, d.sort_order, d.leaders, d.version_from, now(),
@@ -139,7 +167,19 @@ SELECT d.department_id, d.name, d.name_en, d.parent_id, d.sort_order, d.leaders,
 FROM wecom.departments d
 LEFT JOIN wecom_staging.departments s ON s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id
 WHERE d.deleted_at IS NULL
-  AND EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)  -- scoped
+  AND (s.department_id IS NULL
+       OR (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
+          IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders));
+
+-- name: close_departments_history_scoped
+INSERT INTO wecom.departments_history_closed (department_id, name, name_en, parent_id, sort_order, leaders,
+                                              valid_from, valid_to, sync_run_id)
+SELECT d.department_id, d.name, d.name_en, d.parent_id, d.sort_order, d.leaders, d.version_from, now(),
+       d.version_sync_run_id
+FROM wecom.departments d
+LEFT JOIN wecom_staging.departments s ON s.snapshot_id = %(snapshot_id)s AND s.department_id = d.department_id
+WHERE d.deleted_at IS NULL
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_departments c WHERE c.snapshot_id = %(snapshot_id)s AND c.department_id = d.department_id)
   AND (s.department_id IS NULL
        OR (d.name, d.name_en, d.parent_id, d.sort_order, d.leaders)
           IS DISTINCT FROM (s.name, s.name_en, s.parent_id, s.sort_order, s.leaders));
@@ -152,7 +192,20 @@ SELECT u.userid, u.name, u.english_name, u.position, u.status, u.main_department
 FROM wecom.users u
 LEFT JOIN wecom_staging.users s ON s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid)
 WHERE u.deleted_at IS NULL
-  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))  -- scoped
+  AND (s.userid IS NULL
+       OR (u.userid, u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader)
+          IS DISTINCT FROM
+          (s.userid, s.name, s.english_name, s.position, s.status, s.main_department, s.direct_leader));
+
+-- name: close_users_history_scoped
+INSERT INTO wecom.users_history_closed (userid, name, english_name, position, status, main_department,
+                                        direct_leader, valid_from, valid_to, sync_run_id)
+SELECT u.userid, u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader,
+       u.version_from, now(), u.version_sync_run_id
+FROM wecom.users u
+LEFT JOIN wecom_staging.users s ON s.snapshot_id = %(snapshot_id)s AND lower(s.userid) = lower(u.userid)
+WHERE u.deleted_at IS NULL
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(u.userid))
   AND (s.userid IS NULL
        OR (u.userid, u.name, u.english_name, u.position, u.status, u.main_department, u.direct_leader)
           IS DISTINCT FROM
@@ -165,95 +218,45 @@ SELECT m.userid, m.department_id, m.is_leader, m.version_from, now(), m.version_
 FROM wecom.user_departments m
 LEFT JOIN wecom_staging.user_departments s
        ON s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid AND s.department_id = m.department_id
+WHERE (s.userid IS NULL OR s.is_leader IS DISTINCT FROM m.is_leader);
+
+-- name: close_memberships_history_scoped
+INSERT INTO wecom.user_departments_history_closed (userid, department_id, is_leader, valid_from, valid_to,
+                                                   sync_run_id)
+SELECT m.userid, m.department_id, m.is_leader, m.version_from, now(), m.version_sync_run_id
+FROM wecom.user_departments m
+LEFT JOIN wecom_staging.user_departments s
+       ON s.snapshot_id = %(snapshot_id)s AND s.userid = m.userid AND s.department_id = m.department_id
 WHERE (s.userid IS NULL OR s.is_leader IS DISTINCT FROM m.is_leader)
-  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid))  -- scoped
-;
+  AND EXISTS (SELECT 1 FROM wecom_staging.scope_users c WHERE c.snapshot_id = %(snapshot_id)s AND c.userid_lower = lower(m.userid));
 
--- name: drop_snapshot
-DELETE FROM wecom_staging.snapshots WHERE snapshot_id = %(snapshot_id)s;
+-- name: directory_filled
+-- Statistics before the merge (wecom.directory.merge.analyze_staging) only when there is something to join
+-- against: a first sync's plans are scans of staging, whatever the statistics say.
+SELECT EXISTS (SELECT 1 FROM wecom.users) OR EXISTS (SELECT 1 FROM wecom.departments);
 
--- name: drop_snapshot_departments
-DELETE FROM wecom_staging.departments WHERE snapshot_id = %(snapshot_id)s;
+-- name: analyze_staging
+ANALYZE wecom_staging.departments (snapshot_id, department_id),
+        wecom_staging.users (snapshot_id, userid),
+        wecom_staging.user_departments (snapshot_id, userid, department_id);
 
--- name: drop_snapshot_users
-DELETE FROM wecom_staging.users WHERE snapshot_id = %(snapshot_id)s;
-
--- name: drop_snapshot_memberships
-DELETE FROM wecom_staging.user_departments WHERE snapshot_id = %(snapshot_id)s;
-
--- name: drop_snapshot_scope_users
-DELETE FROM wecom_staging.scope_users WHERE snapshot_id = %(snapshot_id)s;
-
--- name: drop_snapshot_scope_departments
-DELETE FROM wecom_staging.scope_departments WHERE snapshot_id = %(snapshot_id)s;
-
--- name: record_snapshot
-INSERT INTO wecom_staging.snapshots (dag_run_id, digest, unchanged, partial, complete, row_state, departments, users,
-                                     memberships)
-VALUES (%(dag_run_id)s, %(digest)s, %(unchanged)s, %(partial)s, %(complete)s, %(row_state)s, %(departments)s,
-        %(users)s, %(memberships)s)
-RETURNING snapshot_id;
-
--- name: applied_state
--- Only when its sync is still the latest full one that succeeded: tables reloaded some other way since
--- (a restore, a truncate) make the state say nothing.
-SELECT a.row_state, a.applied_at
-FROM wecom_staging.applied_state a
-WHERE a.sync_run_id = (SELECT max(sync_run_id) FROM wecom.sync_runs WHERE kind = 'full' AND status = 'succeeded');
-
--- name: touched_since
--- Members and departments callback events re-read after the last complete snapshot was applied.
-SELECT userid, new_userid, department_id
-FROM wecom.callback_events
-WHERE event = 'change_contact' AND processed_at > %(since)s;
-
--- name: forget_row_state
-DELETE FROM wecom_staging.applied_state;
-
--- name: save_row_state
--- After a complete snapshot is applied, its rows are the directory's: the next full sync compares with them.
--- Not when callback events were applied after it was staged (their rows may be newer than the snapshot's):
--- then there is no state, and the next full sync stages everything.
-INSERT INTO wecom_staging.applied_state (row_state, applied_at, sync_run_id)
-SELECT s.row_state, clock_timestamp(), %(sync_run_id)s
-FROM wecom_staging.snapshots s
-WHERE s.snapshot_id = %(snapshot_id)s AND s.row_state IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM wecom.callback_events e
-                  WHERE e.processed_at > s.fetched_at AND e.event = 'change_contact');
-
--- name: carry_row_state
--- An unchanged snapshot leaves the directory as the last full sync left it: its state carries over.
-UPDATE wecom_staging.applied_state
-SET sync_run_id = %(sync_run_id)s
-WHERE sync_run_id = (SELECT max(sync_run_id) FROM wecom.sync_runs WHERE kind = 'full' AND status = 'succeeded');
+-- name: analyze_scope
+ANALYZE wecom_staging.scope_users, wecom_staging.scope_departments;
 
 -- name: stale_statistics
 -- Directory tables whose statistics predate a fifth of their rows (a first sync moments ago, before
--- autovacuum came by): a scoped merge analyzes them first, or it plans its joins for empty tables.
+-- autovacuum came by): a scoped merge analyzes them first (analyze_<table>), or it plans its joins for
+-- empty tables.
 SELECT relname
 FROM pg_stat_user_tables
 WHERE schemaname = 'wecom' AND relname IN ('departments', 'users', 'user_departments')
   AND n_mod_since_analyze > 0.2 * greatest(n_live_tup, 1000);
 
--- name: drift
--- Inside the merge's transaction, after it: the members and departments it wrote (every row it wrote
--- carries now(), every version it closed ends at now()), counted as callback events name them. A member
--- counts once with its memberships and leader flags. A department counts when it appeared, disappeared,
--- moved or changed leaders: WeCom announces neither a rename nor a reordering of a department.
-SELECT (SELECT count(*)
-        FROM wecom.departments d
-        LEFT JOIN wecom.departments_history_closed h ON h.department_id = d.department_id AND h.valid_to = now()
-        WHERE d.updated_at = now()
-          AND (h.department_id IS NULL OR d.deleted_at = now()
-               OR (h.parent_id, h.leaders) IS DISTINCT FROM (d.parent_id, d.leaders)))
-     + (SELECT count(*)
-        FROM (SELECT lower(u.userid) FROM wecom.users u WHERE u.updated_at = now()
-              UNION
-              SELECT lower(m.userid) FROM wecom.user_departments m WHERE m.updated_at = now()
-              UNION
-              SELECT lower(h.userid) FROM wecom.user_departments_history_closed h
-              WHERE h.valid_to = now() AND EXISTS (SELECT 1 FROM wecom.users u WHERE u.userid = h.userid)) members)
-       AS drift;
+-- name: analyze_departments
+ANALYZE wecom.departments;
 
--- name: events_ever_applied
-SELECT EXISTS (SELECT 1 FROM wecom.sync_runs WHERE kind = 'incremental');
+-- name: analyze_users
+ANALYZE wecom.users;
+
+-- name: analyze_user_departments
+ANALYZE wecom.user_departments;

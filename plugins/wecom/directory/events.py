@@ -13,8 +13,11 @@ import logging
 from typing import Any
 
 from wecom import sql
-from wecom.directory.load import RemovalGuard, Scope, apply_snapshot, stage_snapshot
+from wecom.directory.apply import apply_snapshot
+from wecom.directory.merge import RemovalGuard
 from wecom.directory.snapshot import Snapshot, add_member, normalize_department, normalize_member
+from wecom.directory.staging import stage_snapshot
+from wecom.directory.state import Scope
 from wecom.hooks import WeComHook
 
 log = logging.getLogger(__name__)

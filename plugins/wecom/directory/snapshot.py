@@ -56,7 +56,7 @@ class Snapshot:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # key: lowercased userid
     memberships: dict[tuple[str, int], tuple[int, bool]] = field(default_factory=dict)
     # key: lowercased userid; a digest of the member's row and memberships, for the next full sync to
-    # tell what changed (``wecom.directory.load.row_state``).
+    # tell what changed (``wecom.directory.state.row_state``).
     member_digests: dict[str, bytes] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:

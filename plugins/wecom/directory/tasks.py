@@ -9,9 +9,18 @@ from airflow.sdk.exceptions import AirflowSkipException
 from wecom import lineage, warehouse
 from wecom.assets import DIRECTORY
 from wecom.directory import events
-from wecom.directory.load import COUNTED, RemovalGuard, apply_snapshot, drop_stale_snapshots, stage_snapshot
+from wecom.directory.apply import COUNTED, apply_snapshot
+from wecom.directory.merge import RemovalGuard
 from wecom.directory.snapshot import fetch_snapshot
-from wecom.hooks import WeComHook
+from wecom.directory.staging import drop_stale_snapshots, stage_snapshot
+from wecom.hooks import DEFAULT_CONN_ID, WeComHook
+
+# Each directory table, and the prefix of the sync figures that count the rows written to it.
+WRITTEN = (
+    ("wecom.departments", "departments_"),
+    ("wecom.users", "users_"),
+    ("wecom.user_departments", "memberships_"),
+)
 
 
 def migrate(warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID) -> list[str]:
@@ -21,7 +30,7 @@ def migrate(warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID) -> list[str]:
 
 
 def fetch(
-    wecom_conn_id: str = "wecom_default",
+    wecom_conn_id: str = DEFAULT_CONN_ID,
     warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
     concurrency: int = 4,
     dag_run_id: str | None = None,
@@ -34,8 +43,13 @@ def fetch(
         drop_stale_snapshots(conn, keep=snapshot_id)
     counts = snapshot.counts()
     corp = hook.settings.corp_id
-    lineage.report(hook, inputs=[(lineage.wecom_api(corp, "department/list"), counts["departments"]),
-                                 (lineage.wecom_api(corp, "user/list"), counts["users"])])  # fmt: skip
+    lineage.report(
+        hook,
+        inputs=[
+            (lineage.wecom_api(corp, "department/list"), counts["departments"]),
+            (lineage.wecom_api(corp, "user/list"), counts["users"]),
+        ],
+    )
     return {"snapshot_id": snapshot_id, **counts}
 
 
@@ -52,7 +66,7 @@ def apply(
     params: dict[str, Any] | None = None,
     dag_run_id: str | None = None,
     warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
-    wecom_conn_id: str = "wecom_default",
+    wecom_conn_id: str = DEFAULT_CONN_ID,
 ) -> dict[str, Any]:
     """Merge the staged snapshot in one transaction; returns the counts recorded in sync_runs. With a
     callback token in the connection, callbacks are expected: the run's drift is recorded even before
@@ -62,9 +76,10 @@ def apply(
         result = apply_snapshot(
             conn, snapshot_id, removal_guard(params or {}), dag_run_id, expect_events=expect_events
         )
-    written = {table: sum(v for k, v in result.items() if k.startswith(prefix) and not k.endswith("_fetched"))
-               for table, prefix in (("wecom.departments", "departments_"), ("wecom.users", "users_"),
-                                     ("wecom.user_departments", "memberships_"))}  # fmt: skip
+    written = {
+        table: sum(v for k, v in result.items() if k.startswith(prefix) and not k.endswith("_fetched"))
+        for table, prefix in WRITTEN
+    }
     lineage.report(
         apply_snapshot,
         outputs=[(lineage.warehouse_table(warehouse_conn_id, t), n) for t, n in written.items()],
@@ -75,7 +90,7 @@ def apply(
 def apply_events(
     params: dict[str, Any],
     dag_run_id: str | None = None,
-    wecom_conn_id: str = "wecom_default",
+    wecom_conn_id: str = DEFAULT_CONN_ID,
     warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
 ) -> dict[str, Any]:
     """Re-read and merge what the waiting contact events name (an incremental sync)."""
