@@ -32,7 +32,7 @@ from wecom_dev import demo_data
 from wecom_dev.environment import org_args, postgres_conn_json, simulator_process, wecom_conn_json
 from wecom_dev.platform import create_platform_schema
 from wecom_dev.postgres import Server, find_server, running_cluster
-from wecom_dev.processes import MARKER, leftover_processes, report_stop, stop_all
+from wecom_dev.processes import MARKER, report_stop, stop_tree, sweep
 from wecom_simulator.org import generate_org
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,44 +167,52 @@ def summary(db_url: str, sim_url: str) -> None:
 
 
 def standalone() -> None:
-    """``airflow standalone`` until Ctrl-C or SIGTERM; then every process it started is stopped."""
+    """``airflow standalone`` until Ctrl-C or SIGTERM; then every process it started is stopped, within
+    about 15 s. A terminal's Ctrl-C reaches only us (and make): standalone, the simulator and PostgreSQL
+    run in sessions of their own and are stopped in order, one signal each (Airflow's components hang on
+    a second one: see ``stop_tree``)."""
     for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start us with it ignored
         signal.signal(sig, _interrupt)
-    marker = os.environ.get(MARKER) or uuid.uuid4().hex
+    # Everything started from here on carries the marker (the simulator and a private PostgreSQL too), so
+    # that the last check sees whatever outlived its stop.
+    marker = os.environ.setdefault(MARKER, uuid.uuid4().hex)
     try:
         with setup(keep_database=False) as (_, db_url, _, env):
             if not _directory_synced(db_url):  # the digests need someone to write to
                 print("Syncing the directory first (airflow dags test wecom_directory_sync)...", flush=True)
                 airflow(env, "dags", "test", "wecom_directory_sync")
-            # standalone starts its components as `airflow ...` from PATH: the venv's bin must be on it.
-            # Airflow's processes carry a marker of their own: the sweep for strays after stopping them must
-            # not take the database and the simulator, which stop in order afterwards.
-            airflow_marker = uuid.uuid4().hex
-            env = {
-                **env,
-                MARKER: marker,
-                AIRFLOW_MARKER: airflow_marker,
-                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            }
-            port = env.setdefault("AIRFLOW__API__PORT", "8080")
-            # Task processes reach the api-server's execution API, on the same port.
-            env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/")
-            log_path = DEMO / "airflow" / "standalone.log"
-            with open(log_path, "ab") as log:
-                process = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-            try:
-                _serve(process, env, log_path)
-            finally:
-                # SIGINT first, as Ctrl-C in its own terminal: standalone then stops its components itself.
-                stopped = stop_all(
-                    {"airflow standalone": process}, airflow_marker, signal.SIGINT, AIRFLOW_MARKER
-                )
-                print(report_stop(stopped), flush=True)
+            _run_standalone(env)
     except KeyboardInterrupt:
         pass
-    left = leftover_processes(marker)
-    print("Nothing left running." if not left else f"Still running: {left}", flush=True)
+    finally:  # also when standalone failed or exited by itself
+        _stopping()
+        killed, left = sweep(marker)
+        if killed:
+            print(f"Killed what was still running: pids {killed}", flush=True)
+        print("Nothing left running." if not left else f"Still running: pids {left}", flush=True)
+
+
+def _run_standalone(env: dict[str, str]) -> None:
+    # standalone starts its components as `airflow ...` from PATH: the venv's bin must be on it. Airflow's
+    # processes carry a marker of their own: the sweep for strays after stopping them must not take the
+    # database and the simulator, which stop in order afterwards.
+    airflow_marker = uuid.uuid4().hex
+    env = {**env, AIRFLOW_MARKER: airflow_marker, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+    port = env.setdefault("AIRFLOW__API__PORT", "8080")
+    # Task processes reach the api-server's execution API, on the same port.
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/")
+    log_path = DEMO / "airflow" / "standalone.log"
+    process = None
+    try:
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        _serve(process, env, log_path)
+    finally:
+        _stopping()
+        if process is not None:
+            print("Stopping airflow standalone...", flush=True)
+            print(report_stop(stop_tree(process, airflow_marker, AIRFLOW_MARKER)), flush=True)
 
 
 def _directory_synced(db_url: str) -> bool:
@@ -215,7 +223,19 @@ def _directory_synced(db_url: str) -> bool:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    _stopping()
     raise KeyboardInterrupt
+
+
+def _stopping() -> None:
+    """From now on Ctrl-C or SIGTERM again no longer interrupts the stop halfway: it is bounded anyway."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _patience)
+
+
+def _patience(signum: int, frame: object) -> None:
+    # os.write, not print: a handler that prints while the interrupted code prints fails (reentrant call).
+    os.write(sys.stderr.fileno(), b"Stopping already (about 15 s at most)...\n")
 
 
 def _serve(process: subprocess.Popen, env: dict[str, str], log_path: Path) -> None:

@@ -60,6 +60,73 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
+def stop_tree(
+    process: subprocess.Popen, marker: str, variable: str = MARKER, grace: float = 6.0
+) -> list[str]:
+    """Stop a process that stops its own children on SIGINT (``airflow standalone``), within a bounded time.
+
+    SIGINT to it alone, never to its process group: its children would get that signal on top of the
+    SIGTERM it sends them, and Airflow's components hang on a second exit signal (the triggerer deadlocks
+    on its log lock, the scheduler leaves its executor's workers waiting). Then ``grace`` seconds for it
+    to exit, SIGTERM to whatever is left of its group or carries the marker, SIGKILL 2 s later; returns
+    what needed SIGKILL."""
+    if process.poll() is None:  # once reaped, its pid may be another process's
+        _kill(process.pid, signal.SIGINT)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    left, killed = _live(process.pid, marker, variable), []
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        if sig == signal.SIGKILL:
+            killed = [_describe(pid) for pid in sorted(left)]
+        for pid in left:
+            _kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while left and time.monotonic() < deadline:
+            process.poll()  # reaps it once it has exited
+            time.sleep(0.1)
+            left = _live(process.pid, marker, variable)
+    process.poll()
+    return killed
+
+
+def _describe(pid: int) -> str:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return f"pid {pid}"
+    words = [Path(arg.decode(errors="replace")).name for arg in args[:3] if arg]
+    command = " ".join(" ".join(w for w in words if not w.startswith("python")).split())
+    return f"{command[:60]} (pid {pid})"
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _live(pgid: int, marker: str, variable: str) -> set[int]:
+    """Processes not yet dead (zombies are) in process group ``pgid`` or carrying the marker."""
+    found = set()
+    needle = f"{variable}={marker}".encode()
+    ours = _ancestors()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in ours:
+            continue
+        try:
+            state, _, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            if state != "Z" and (
+                int(group) == pgid or needle in (entry / "environ").read_bytes().split(b"\0")
+            ):
+                found.add(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def leftover_processes(marker: str, variable: str = MARKER) -> list[int]:
     """Live processes whose environment carries this run's marker (zombies have none)."""
     found = []
@@ -73,6 +140,20 @@ def leftover_processes(marker: str, variable: str = MARKER) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def sweep(marker: str, variable: str = MARKER, wait: float = 5.0) -> tuple[list[int], list[int]]:
+    """SIGKILL every live process carrying the marker, and wait until none is left; returns those killed
+    and those still there after ``wait`` seconds."""
+    killed = leftover_processes(marker, variable)
+    for pid in killed:
+        _kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    left = killed and leftover_processes(marker, variable)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = leftover_processes(marker, variable)
+    return killed, list(left)
 
 
 def report_stop(killed: list[str]) -> str:
