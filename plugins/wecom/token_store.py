@@ -19,6 +19,7 @@ from wecom import sql
 
 # (token, expires_in seconds) as gettoken returned them.
 Fetch = Callable[[], tuple[str, int]]
+CACHE = "token_cache.sql"  # the cache's named statements (token_store.sql creates its table)
 
 
 @dataclass(frozen=True)
@@ -98,18 +99,12 @@ class PostgresTokenStore:
         if self._table_ready:
             return
         with conn.transaction():
-            # Serialise the DDL: concurrent CREATE ... IF NOT EXISTS can still collide.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('wecom_private.ddl', 0))")
+            conn.execute(sql.statement(CACHE, "ddl_lock"))
             conn.execute(sql.load("token_store.sql"))
         self._table_ready = True
 
     def _read(self, conn: Any, key: str, margin: float) -> CachedToken | None:
-        row = conn.execute(
-            "SELECT access_token, extract(epoch FROM expires_at)::float8"
-            " FROM wecom_private.access_tokens"
-            " WHERE cache_key = %s AND expires_at > clock_timestamp() + make_interval(secs => %s)",
-            (key, margin),
-        ).fetchone()
+        row = conn.execute(sql.statement(CACHE, "read"), (key, margin)).fetchone()
         return CachedToken(row[0], row[1]) if row else None
 
     def get(self, key: str, fetch: Fetch, margin: float) -> CachedToken:
@@ -127,19 +122,12 @@ class PostgresTokenStore:
         if cached:
             return cached
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+            conn.execute(sql.statement(CACHE, "key_lock"), (key,))
             cached = self._read(conn, key, margin)
             if cached:
                 return cached
             value, expires_in = fetch()
-            row = conn.execute(
-                "INSERT INTO wecom_private.access_tokens AS t (cache_key, access_token, expires_at)"
-                " VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s))"
-                " ON CONFLICT (cache_key) DO UPDATE SET access_token = excluded.access_token,"
-                " expires_at = excluded.expires_at, fetched_at = clock_timestamp()"
-                " RETURNING extract(epoch FROM t.expires_at)::float8",
-                (key, value, expires_in),
-            ).fetchone()
+            row = conn.execute(sql.statement(CACHE, "store"), (key, value, expires_in)).fetchone()
             return CachedToken(value, row[0])
 
     def invalidate(self, key: str, token: str) -> None:
@@ -147,10 +135,7 @@ class PostgresTokenStore:
             try:
                 conn = self._connection()
                 self._ensure_table(conn)
-                conn.execute(
-                    "DELETE FROM wecom_private.access_tokens WHERE cache_key = %s AND access_token = %s",
-                    (key, token),
-                )
+                conn.execute(sql.statement(CACHE, "invalidate"), (key, token))
             except Exception:
                 self._discard()
                 raise

@@ -24,7 +24,6 @@ from wecom import sql, warehouse
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "wecom_callback_events"  # the receiver NOTIFYs here with the event's kind as the payload
 INBOX = "callbacks/inbox.sql"
 WARN_EVERY = 300.0  # seconds between two warnings about an unreachable warehouse
 
@@ -81,7 +80,7 @@ class InboxTrigger(BaseEventTrigger):
     async def _listen(self) -> AsyncConnection:
         params = await asyncio.to_thread(self._conninfo)
         conn = await AsyncConnection.connect(**params, autocommit=True)
-        await conn.execute(f"LISTEN {CHANNEL}")
+        await conn.execute(sql.statement(INBOX, "listen"))
         return conn
 
     def _conninfo(self) -> dict[str, str]:

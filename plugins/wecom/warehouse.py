@@ -16,6 +16,7 @@ from wecom.errors import PipelineStateError
 from wecom.files import SQL
 
 WAREHOUSE_CONN_ID = "wecom_warehouse"
+MIGRATING = "warehouse.sql"
 
 
 def connect(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
@@ -66,12 +67,10 @@ def apply_migrations(conn: Any) -> list[str]:
     """Apply what is missing, each in its own transaction, under a lock; return what was applied."""
     require_autocommit(conn, "apply_migrations")
     applied_now = []
-    conn.execute("SELECT pg_advisory_lock(hashtextextended('wecom.migrations', 0))")
+    conn.execute(sql.statement(MIGRATING, "migrations_lock"))
     try:
         conn.execute(sql.load("schema_migrations.sql"))
-        done = {
-            row[0]: row[1] for row in conn.execute("SELECT version, checksum FROM wecom.schema_migrations")
-        }
+        done = {row[0]: row[1] for row in conn.execute(sql.statement(MIGRATING, "applied"))}
         for version, name in available():
             text = sql.load(f"migrations/{name}")
             checksum = hashlib.sha256(text.encode()).hexdigest()
@@ -81,14 +80,11 @@ def apply_migrations(conn: Any) -> list[str]:
                 continue
             with conn.transaction():
                 conn.execute(text)
-                conn.execute(
-                    "INSERT INTO wecom.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (version, name, checksum),
-                )
+                conn.execute(sql.statement(MIGRATING, "record"), (version, name, checksum))
             log.info("Applied migration %s", name)
             applied_now.append(name)
     finally:
-        conn.execute("SELECT pg_advisory_unlock(hashtextextended('wecom.migrations', 0))")
+        conn.execute(sql.statement(MIGRATING, "migrations_unlock"))
     return applied_now
 
 

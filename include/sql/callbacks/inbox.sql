@@ -14,6 +14,10 @@ WITH stored AS (
 )
 SELECT event_id, pg_notify('wecom_callback_events', coalesce(event, '')) FROM stored;
 
+-- name: listen
+-- The inbox trigger's ear: the receiver's store statement notifies this channel.
+LISTEN wecom_callback_events;
+
 -- name: waiting_newest
 -- For the inbox trigger: the newest waiting event of these kinds and when the oldest arrived (NULLs when
 -- none waits). The partial index on unprocessed events keeps it to the few that wait.

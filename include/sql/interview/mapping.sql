@@ -8,6 +8,9 @@ CREATE TEMP TABLE platform_users_stage (
     platform_user_id bigint PRIMARY KEY, name text NOT NULL, email text, mobile text
 ) ON COMMIT DROP;
 
+-- name: copy_stage
+COPY platform_users_stage (platform_user_id, name, email, mobile) FROM STDIN;
+
 -- name: upsert
 WITH emails AS (
     SELECT s.platform_user_id, min(u.userid) AS userid, count(*) AS matches

@@ -21,7 +21,7 @@ def refresh_mapping(source: Any, warehouse: Any) -> dict[str, int]:
         warehouse.execute(statements["create_stage"])
         with (
             warehouse.cursor() as cur,
-            cur.copy("COPY platform_users_stage (platform_user_id, name, email, mobile) FROM STDIN") as copy,
+            cur.copy(statements["copy_stage"]) as copy,
         ):
             for row in users:
                 copy.write_row(row)
