@@ -50,7 +50,7 @@ def test_dag_folder_imports_without_errors_and_holds_the_five_dags():
 
 
 def test_every_task_of_every_dag_alerts_on_its_final_failure(monkeypatch):
-    """One place (``notifications.task_defaults``) gives every task its failure alert: a DAG that builds its
+    """One place (``dag_defaults.task_defaults``) gives every task its failure alert: a DAG that builds its
     default_args by hand would lose it, as two did."""
     from airflow.dag_processing.dagbag import DagBag
 
