@@ -15,6 +15,14 @@ Every 10 minutes (at :03, :13, ... Asia/Shanghai, off the :00/:30 rush), for the
 - a feedback nudge for interviews that ended more than `feedback_after_hours` (2) ago without this
   interviewer's feedback: at most once a day.
 
+**Changes** (`track_interview_changes`): each run compares the interviews starting within `track_days` (14)
+with what was announced (`wecom.interview_versions`). A cancellation, a move, a new room or a panel change
+gets one notice per affected interviewer (`change:<interview>:v<version>`), and the reminder cards it made
+wrong show 已取消 / 已改期至 … instead of their buttons (a tap on one is recorded as stale, never as an
+answer). `sync_calendar` keeps each upcoming interview in the app's WeCom calendar (when the `wecom_default`
+connection names a `calendar_organizer` and the `calendar` param is on): added, updated, deleted on
+cancellation. What was announced against what is now: `wecom.interview_changes`, `wecom.calendar_sync`.
+
 **Backfill after an outage**: `airflow backfill create --dag-id interview_reminders --reprocess-behavior failed
 --from-date A --to-date B` (A and B are interval starts; `failed` re-runs the runs that failed in the outage).
 Reminders for interviews that have already started are recorded as `expired` (not sent) unless the backfill
@@ -33,7 +41,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_conte
 
 from wecom.dag_defaults import START_DATE, TIMEZONE, task_defaults
 from wecom.interviews import tasks
-from wecom.interviews.settings import LANGUAGES, REMINDERS, STYLES
+from wecom.interviews.settings import CALENDAR_REMIND_MINUTES, LANGUAGES, REMINDERS, STYLES
 
 with DAG(
     dag_id="interview_reminders",
@@ -79,6 +87,23 @@ with DAG(
             description="Tell the department leader this long before the start when a card is unanswered"
             " (0: never). Less than lead_minutes.",
         ),
+        "track_days": Param(
+            REMINDERS.track_days,
+            type="integer",
+            minimum=1,
+            maximum=90,
+            description="Announce changes to interviews starting within this many days.",
+        ),
+        "calendar": Param(
+            REMINDERS.calendar,
+            type="boolean",
+            description="Keep interviews in the app's WeCom calendar (needs calendar_organizer on the connection).",
+        ),
+        "calendar_remind_minutes": Param(
+            REMINDERS.calendar_remind_minutes,
+            enum=list(CALENDAR_REMIND_MINUTES),
+            description="The calendar entry reminds this long before the start (WeCom's allowed offsets).",
+        ),
         "dry_run": Param(
             REMINDERS.dry_run,
             type="boolean",
@@ -91,4 +116,14 @@ with DAG(
     def send_due_reminders(params: dict | None = None) -> dict:
         return tasks.reminders_task(params, get_current_context())
 
+    @task(pool="wecom_api")
+    def track_interview_changes(params: dict | None = None) -> dict:
+        return tasks.changes_task(params, get_current_context())
+
+    # The calendar follows whatever versions are recorded, even when announcing them is still pending.
+    @task(pool="wecom_api", trigger_rule="all_done")
+    def sync_calendar(params: dict | None = None) -> dict:
+        return tasks.calendar_task(params, get_current_context())
+
     send_due_reminders()
+    track_interview_changes() >> sync_calendar()

@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token-lifetime", type=int, default=defaults.token_lifetime)
     parser.add_argument("--time-scale", type=float, default=1.0, help="divide WeCom's rate windows by this")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API call")
+    parser.add_argument(
+        "--schedule-forbidden",
+        action="store_true",
+        help="the app may not call the calendar/schedule APIs (48002), as before an admin allows it",
+    )
     return parser.parse_args(argv)
 
 
@@ -42,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         webhook_keys=tuple(args.webhook_key or SimulatorConfig().webhook_keys),
         token_lifetime=args.token_lifetime,
         time_scale=args.time_scale,
+        schedule_allowed=not args.schedule_forbidden,
     )
     org = generate_org(users=args.users, departments=args.departments, seed=args.seed, new_app=args.new_app)
     simulator = WeComSimulator(org, config, host=args.host, port=args.port)

@@ -35,7 +35,12 @@ class SimulatorAdmin:
         return self._call("GET", "robot_messages")["messages"]
 
     def fault(self, kind: str, path: str = "*", count: int = 1, **options: Any) -> None:
-        """Inject a fault: kind errcode (errcode=...), http502, truncated, reset or latency."""
+        """Inject a fault on ``path`` (under /cgi-bin/, e.g. ``oa/schedule/add``; "*" for any) for the next
+        ``count`` calls (-1: until cleared). Before the API runs, so nothing changed in WeCom:
+        ``errcode`` (answers errcode=...), ``http502`` (an nginx HTML page), ``reset`` (connection reset),
+        ``latency`` (sleeps latency_ms=..., then answers normally). After the API ran, so the change IS
+        made (a message sent, a schedule created) but the caller cannot know: ``truncated`` (half of the
+        JSON answer) and ``lost_answer`` (no answer at all: the connection is reset)."""
         self._call("POST", "faults", {"kind": kind, "path": path, "count": count, **options})
 
     def clear_faults(self) -> None:
@@ -81,6 +86,32 @@ class SimulatorAdmin:
         """Every button card sent: its keys, the clicks, and what each recipient sees now (``shown``: None
         for the buttons, else the text that replaced them)."""
         return self._call("GET", "cards")["cards"]
+
+    def calendar(self, userid: str) -> list[dict[str, Any]]:
+        """The live schedules ``userid`` attends, as they see them: schedule_id, cal_id, organizer, summary,
+        start_time / end_time (Unix) and start / end (ISO, Asia/Shanghai), is_whole_day, location,
+        description, reminders, sequence, response_status."""
+        return self._call("GET", "calendar", userid=userid)["schedules"]
+
+    def schedules(self, include_deleted: bool = True) -> list[dict[str, Any]]:
+        """Every schedule in creation order, with all fields as ``oa/schedule/get`` answers them (status 1:
+        deleted) plus ``created_at``: what counts duplicates."""
+        return self._call("GET", "schedules", include_deleted=int(include_deleted))["schedules"]
+
+    def calendars(self) -> list[dict[str, Any]]:
+        """Every calendar, deleted ones too, with the ``agentid`` of the app that created it."""
+        return self._call("GET", "calendars")["calendars"]
+
+    def allow_schedules(self, allowed: bool) -> None:
+        """Whether the app may call oa/calendar/* and oa/schedule/* (else 48002 "api forbidden"), as the
+        admin console's 日程 → 可调用接口的应用 decides. ``reset()`` restores the configured value."""
+        self._call("POST", "schedule_permission", {"allowed": allowed})
+
+    def respond_to_schedule(self, schedule_id: str, userid: str, response_status: int) -> dict[str, Any]:
+        """Attendee ``userid`` answers in their calendar: 1 accepted, 2 tentative, 3 declined (0 none).
+        Returns {"ok": True, "schedule": ...} or {"error": ...}."""
+        return self._call("POST", "schedule_response", {"schedule_id": schedule_id, "userid": userid,
+                                                         "response_status": response_status})  # fmt: skip
 
     def set_robot(self, key: str, disabled: bool) -> None:
         self._call("POST", "robots", {"key": key, "disabled": disabled})

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from wecom_simulator.calendars import Calendars
 from wecom_simulator.callbacks import CallbackFaults, CallbackSender, events_for
 from wecom_simulator.cards import Cards, card_event
 from wecom_simulator.org import Org, generate_org
@@ -43,13 +44,18 @@ class SimulatorConfig:
     unlicensed: tuple[str, ...] = ()
     # Requests in flight on one API beyond this get 45033, as WeCom answers too much concurrency.
     max_inflight_per_api: int = 20
+    # False: every oa/calendar/* and oa/schedule/* call answers 48002, as for an app not added under the
+    # admin console's 日程 → 可调用接口的应用. Toggled at run time through /_admin/schedule_permission.
+    schedule_allowed: bool = True
 
 
 @dataclass
 class Fault:
     """One injected misbehaviour. ``count`` -1 means until cleared."""
 
-    kind: str  # errcode | http502 | truncated | reset | latency
+    # errcode | http502 | reset | latency: before the API runs (nothing happened);
+    # truncated | lost_answer: after it ran (the change is made, the caller cannot know).
+    kind: str
     path: str = "*"  # API path under /cgi-bin/, or "*"
     count: int = 1
     errcode: int = -1
@@ -90,6 +96,8 @@ class SimulatorState:
         self._next_msgid = 0
         self.callbacks: CallbackSender | None = None  # set through /_admin/callbacks
         self.cards = Cards(config.time_scale)
+        self.calendars = Calendars()
+        self.schedule_allowed = config.schedule_allowed
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -136,6 +144,8 @@ class SimulatorState:
                 "faults_pending": len([f for f in self.faults if f.count != 0]),
                 "concurrency_rejections": self.concurrency_rejections,
                 "robot_messages": len(self.robot_messages),
+                "calendars": len(self.calendars.calendars),
+                "schedules": len(self.calendars.schedules),
                 "tokens_issued": len(self.tokens),
                 "users": len(self.org.users),
                 "departments": len(self.org.departments),
@@ -155,6 +165,8 @@ class SimulatorState:
             self.faults_fired = 0
             self.faults.clear()
             self.latency_ms = 0.0
+            self.calendars.clear()
+            self.schedule_allowed = self.config.schedule_allowed
 
     # -- tokens -------------------------------------------------------------------------------
 
@@ -207,6 +219,15 @@ def ok(**fields: Any) -> dict[str, Any]:
     return {"errcode": 0, "errmsg": "ok", **fields}
 
 
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """The request's JSON object; None when the body is no JSON object (WeCom answers 40058)."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def _byte_len(value: Any) -> int:
     return len(str(value or "").encode("utf-8"))
 
@@ -242,14 +263,23 @@ class WeComApi:
             "message/update_template_card": self.update_template_card,
         }
         if method == "POST" and path in posts:
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                return err(40058, "invalid json")
-            if not isinstance(body, dict):
-                return err(40058, "invalid json")
-            return posts[path](body, raw)
+            body = _json_object(raw)
+            return err(40058, "invalid json") if body is None else posts[path](body, raw)
+        if method == "POST" and path in Calendars.ROUTES:
+            return self.calendar_api(path, raw)
         return err(404, f"unknown api {method} {path}")
+
+    def calendar_api(self, path: str, raw: bytes) -> dict[str, Any]:
+        """``oa/calendar/*`` and ``oa/schedule/*`` (calendars.py), behind the app's schedule permission."""
+        with self.state.lock:
+            if not self.state.schedule_allowed:
+                return err(48002, "api forbidden")
+        body = _json_object(raw)
+        if body is None:
+            return err(40058, "invalid json")
+        with self.state.lock:
+            answer = self.state.calendars.call(path, body, self.state.org, self.state.config.agent_id)
+        return err(404, f"unknown api POST {path}") if answer is None else answer
 
     def gettoken(self, query: dict[str, str]) -> dict[str, Any]:
         config = self.state.config
@@ -633,6 +663,24 @@ class SimulatorAdminApi:
             sender.emit_messages([card_event(state.config.corp_id, state.config.agent_id, str(body["userid"]),
                                              body["task_id"], body["key"], code)])  # fmt: skip
             return {"ok": True, "response_code": code}
+        if path == "calendar" and method == "GET":  # one member's calendar, as they see it now
+            with state.lock:
+                return {"userid": query["userid"], "schedules": state.calendars.view(query["userid"])}
+        if path == "schedules" and method == "GET":
+            include_deleted = query.get("include_deleted", "1") not in ("0", "false", "False")
+            with state.lock:
+                return {"schedules": state.calendars.all_schedules(include_deleted)}
+        if path == "calendars" and method == "GET":
+            with state.lock:
+                return {"calendars": state.calendars.all_calendars()}
+        if path == "schedule_permission" and method == "POST":
+            with state.lock:
+                state.schedule_allowed = bool(body["allowed"])
+            return {"schedule_allowed": state.schedule_allowed}
+        if path == "schedule_response" and method == "POST":
+            with state.lock:
+                return state.calendars.respond(str(body["schedule_id"]), str(body["userid"]),
+                                               int(body["response_status"]))  # fmt: skip
         if path == "cards" and method == "GET":  # what each recipient sees now
             with state.lock:
                 return {"cards": state.cards.view()}
@@ -762,6 +810,10 @@ class _Handler(BaseHTTPRequestHandler):
                 ).encode()
                 self._raw(200, body[: max(1, len(body) // 2)], "application/json")
                 return
+            elif fault.kind == "lost_answer":  # the API runs (a schedule IS made), then the line drops
+                self.server.api.handle(method, path, query, raw)
+                self._reset()
+                return
             elif fault.kind == "errcode":
                 self._reply(200, err(fault.errcode, "injected fault"))
                 return
@@ -818,8 +870,9 @@ class WeComSimulator:
         return f"http://{host}:{port}"
 
     def start(self) -> WeComSimulator:
+        # A short poll interval: stop() (shutdown) returns within 50 ms instead of the default 0.5 s.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="wecom-simulator", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="wecom-simulator", daemon=True
         )
         self._thread.start()
         return self

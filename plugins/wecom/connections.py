@@ -139,6 +139,12 @@ class WeComSettings(HttpSettings):
     warehouse_conn_id: str = knob(
         "wecom_warehouse", "Warehouse connection", "Where the shared token cache lives."
     )
+    calendar_organizer: str | None = knob(
+        None,
+        "Interview calendar organizer",
+        "A member's userid: interviews go into a WeCom calendar the app creates, owned by this member"
+        " (the app must be allowed to use 日程: README). Empty: no calendar.",
+    )
     # The callback receiver's secrets (WeCom admin console → app → 接收消息 → API 接收).
     callback_token: str | None = knob(
         None,

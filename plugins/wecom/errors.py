@@ -64,6 +64,9 @@ USER_NOT_FOUND = 60111
 RATE_LIMITED = 45009
 CARDS_NEED_CALLBACK = 43012
 CARD_CODE_INVALID = 60140
+SCHEDULE_FORBIDDEN = (48002, 90472)  # the app may not use the calendar (日程) API
+CALENDAR_GONE = (90457, 90459, 90466)  # the app's calendar is unknown, deleted or another app's
+SCHEDULE_GONE = (90460, 90461)  # the schedule was deleted already, or is unknown
 
 # fmt: off
 ERRCODES: dict[int, tuple[Reaction, str]] = {
@@ -111,6 +114,23 @@ ERRCODES: dict[int, tuple[Reaction, str]] = {
     42018: (Reaction.CALLER, "invalid button key"),
     42038: (Reaction.CALLER, "a button's text is missing or invalid"),
     42039: (Reaction.CALLER, "a button's key is missing, invalid or repeated"),
+    # Calendars and schedules (oa/calendar/*, oa/schedule/*): wecom.interviews.calendar.
+    90472: (Reaction.CONFIG, "no calendar/schedule permission: admin console, 日程 → 可调用接口的应用, add the app"),
+    90457: (Reaction.ITEM, "the calendar does not exist: the app's calendar is created again"),
+    90459: (Reaction.ITEM, "the calendar was deleted: the app's calendar is created again"),
+    90466: (Reaction.ITEM, "the calendar or schedule belongs to another app: the app's calendar is created again"),
+    90460: (Reaction.ITEM, "the schedule was deleted already (a second delete is done)"),
+    90461: (Reaction.ITEM, "the schedule id is unknown: the schedule is added again"),
+    90456: (Reaction.CALLER, "the calendar's organizer is missing"),
+    90463: (Reaction.CALLER, "a calendar's organizer or a schedule's calendar cannot change"),
+    90464: (Reaction.CALLER, "too many attendees (1000)"),
+    90469: (Reaction.CALLER, "get_by_calendar limit must be 1-1000"),
+    90470: (Reaction.CALLER, "get_by_calendar offset is invalid"),
+    90471: (Reaction.CALLER, "remind_before_event_secs must be 0, 300, 900, 3600 or 86400"),
+    90704: (Reaction.CALLER, "remind_time_diffs values must be 0, -300, -900, -3600 or -86400"),
+    90473: (Reaction.CALLER, "the calendar colour must be #RRGGBB"),
+    90706: (Reaction.CALLER, "the schedule's start cannot move into the past"),
+    90708: (Reaction.CALLER, "no cal_id and no default calendar"),
 }
 # fmt: on
 

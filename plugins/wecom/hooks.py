@@ -242,6 +242,39 @@ class WeComHook(BaseWeComHook):
         """Recall a message sent within the last 24 hours."""
         self.call("POST", "message/recall", json={"msgid": msgid})
 
+    # -- calendar (日程) -------------------------------------------------------------------------
+
+    def add_calendar(
+        self, organizer: str, summary: str, color: str = "#2F80ED", description: str = ""
+    ) -> str:
+        """A calendar owned by the app, for its schedules (an app lists only calendars it created)."""
+        calendar = {"organizer": organizer, "summary": summary, "color": color, "description": description}
+        body = self.call("POST", "oa/calendar/add", json={"calendar": calendar, "agentid": self.agent_id})
+        return str(body["cal_id"])
+
+    def add_schedule(self, cal_id: str, schedule: dict[str, Any]) -> str:
+        """One schedule; never retried here: WeCom has no duplicate check, a retry after a lost answer is a
+        second schedule (``wecom.interviews.calendar`` claims, records and reconciles instead)."""
+        payload = {"schedule": {**schedule, "cal_id": cal_id}, "agentid": self.agent_id}
+        return str(self.call("POST", "oa/schedule/add", json=payload, retries=0)["schedule_id"])
+
+    def update_schedule(self, schedule_id: str, schedule: dict[str, Any]) -> None:
+        """Overwrite the whole schedule (fields left out are cleared; the attendees are replaced)."""
+        self.call("POST", "oa/schedule/update", json={"schedule": {**schedule, "schedule_id": schedule_id}})
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self.call("POST", "oa/schedule/del", json={"schedule_id": schedule_id})
+
+    def calendar_schedules(self, cal_id: str, page: int = 1000) -> list[dict[str, Any]]:
+        """Every schedule of one of the app's calendars, deleted ones included (``status`` 1)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            body = {"cal_id": cal_id, "offset": len(found), "limit": page}
+            batch = self.call("POST", "oa/schedule/get_by_calendar", json=body).get("schedule_list") or []
+            found += batch
+            if len(batch) < page:
+                return found
+
     def test_connection(self) -> tuple[bool, str]:
         """Called by the Airflow UI: fetch a token without touching any cache."""
         try:

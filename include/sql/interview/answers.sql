@@ -23,7 +23,25 @@ ORDER BY clicked_at, event_id
 LIMIT %(limit)s;
 
 -- name: cards
-SELECT task_id, userid FROM wecom.reminder_cards WHERE task_id = ANY(%(task_ids)s);
+SELECT task_id, userid, superseded_at IS NOT NULL FROM wecom.reminder_cards WHERE task_id = ANY(%(task_ids)s);
+
+-- name: correct_again
+-- A tap on a superseded card: show the correction again, with the tap's fresh response code.
+UPDATE wecom.reminder_cards SET correction_status = 'pending'
+WHERE task_id = %(task_id)s AND superseded_at IS NOT NULL;
+
+-- name: cards_to_correct
+-- Superseded cards whose correction the card does not show yet.
+SELECT task_id, userid, dedup_key, correction FROM wecom.reminder_cards
+WHERE correction_status = 'pending'
+ORDER BY superseded_at, task_id
+LIMIT %(limit)s;
+
+-- name: correction_outcome
+UPDATE wecom.reminder_cards
+SET correction_status = CASE WHEN %(status)s = 'updated' THEN 'corrected' ELSE 'not_corrected' END,
+    correction_note = %(note)s
+WHERE task_id = %(task_id)s;
 
 -- name: record_code
 INSERT INTO wecom.card_codes (response_code, task_id, issued_at)
@@ -46,7 +64,7 @@ WHERE event_id = %(event_id)s;
 -- Answers whose card does not show them yet, with the card's language.
 SELECT r.task_id, r.userid, r.choice, r.clicked_at, c.language, c.dedup_key
 FROM wecom.reminder_responses r JOIN wecom.reminder_cards c USING (task_id)
-WHERE r.card_status = 'pending'
+WHERE r.card_status = 'pending' AND c.superseded_at IS NULL
 ORDER BY r.recorded_at
 LIMIT %(limit)s;
 

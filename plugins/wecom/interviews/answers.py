@@ -59,11 +59,12 @@ def record_clicks(conn: Any, limit: int = 1000) -> Counter[str]:
         conn.execute(_statement("lock"))
         clicks = _rows(conn, "waiting_clicks", limit=limit)
         task_ids = sorted({str(c["task_id"]) for c in clicks if c["task_id"]})
-        owners = {
-            task_id: userid for task_id, userid in conn.execute(_statement("cards"), {"task_ids": task_ids})
+        cards = {
+            task_id: (userid, superseded)
+            for task_id, userid, superseded in conn.execute(_statement("cards"), {"task_ids": task_ids})
         }
         for click in clicks:
-            outcome = _record_click(conn, click, owners)
+            outcome = _record_click(conn, click, cards)
             counts[outcome.split(":")[0]] += 1
             conn.execute(
                 _statement("mark_processed"),
@@ -72,8 +73,8 @@ def record_clicks(conn: Any, limit: int = 1000) -> Counter[str]:
     return counts
 
 
-def _record_click(conn: Any, click: dict[str, Any], owners: dict[str, str]) -> str:
-    owner = owners.get(click["task_id"] or "")
+def _record_click(conn: Any, click: dict[str, Any], cards: dict[str, tuple[str, bool]]) -> str:
+    owner, superseded = cards.get(click["task_id"] or "", (None, False))
     if owner is None:
         return "ignored: not a reminder card"
     if str(click["userid"] or "").lower() != owner:
@@ -84,6 +85,9 @@ def _record_click(conn: Any, click: dict[str, Any], owners: dict[str, str]) -> s
             _statement("record_code"),
             {"code": code, "task_id": click["task_id"], "issued_at": click["clicked_at"]},
         )
+    if superseded:  # the interview changed after the card: its buttons answer nothing
+        conn.execute(_statement("correct_again"), {"task_id": click["task_id"]})
+        return "stale: the interview changed after this card; the card is corrected again"
     choice = CHOICES.get(click["event_key"] or "")
     if choice is None:
         return "ignored: not one of the card's buttons"
@@ -101,21 +105,36 @@ def _record_click(conn: Any, click: dict[str, Any], owners: dict[str, str]) -> s
 
 def update_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:
     """Make each answered card show its answer; ``pending`` counts cards a transient fault left for later."""
-    counts: Counter[str] = Counter()
     cards = _rows(conn, "cards_to_update", limit=limit)
+    return _show_each(
+        hook, conn, cards, lambda c: answer_text(c["choice"], c["clicked_at"], c["language"]), "card_outcome"
+    )
+
+
+def correct_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:
+    """Make each card a change superseded show the correction (已取消, 已改期至 ...) instead of its buttons."""
+    cards = _rows(conn, "cards_to_correct", limit=limit)
+    return _show_each(hook, conn, cards, lambda c: c["correction"], "correction_outcome")
+
+
+def _show_each(
+    hook: WeComHook, conn: Any, cards: list[dict[str, Any]], text: Any, outcome: str
+) -> Counter[str]:
+    counts: Counter[str] = Counter()
     for n, card in enumerate(cards):
-        status, note = _update_card(hook, conn, card)
+        status, note = show_on_card(hook, conn, card, text(card))
         if status == "pending":  # WeCom is not answering: the rest wait for the retry, untried
             counts["pending"] += len(cards) - n
             break
         counts[status] += 1
-        conn.execute(_statement("card_outcome"), {"status": status, "note": note, "task_id": card["task_id"]})
+        conn.execute(_statement(outcome), {"status": status, "note": note, "task_id": card["task_id"]})
     return counts
 
 
-def _update_card(hook: WeComHook, conn: Any, card: dict[str, Any]) -> tuple[str, str | None]:
+def show_on_card(hook: WeComHook, conn: Any, card: dict[str, Any], text: str) -> tuple[str, str | None]:
+    """Replace the card's buttons with ``text`` for its interviewer, with the newest unspent response code:
+    ``updated``, ``not_updated`` (and why) or ``pending`` (WeCom did not answer; try again later)."""
     conn.execute(_statement("adopt_send_code"), card)
-    text = answer_text(card["choice"], card["clicked_at"], card["language"])
     for code in _rows(conn, "usable_codes", task_id=card["task_id"]):
         attempted = code["attempted"]
         for attempt in range(TRIES_PER_CODE):
@@ -146,7 +165,7 @@ def _update_card(hook: WeComHook, conn: Any, card: dict[str, Any]) -> tuple[str,
             return "pending", None
     return "not_updated", (
         "no usable response code: WeCom refused each as used or expired (60140, codes last 72 hours);"
-        " the answer is recorded, the card still shows its buttons"
+        " the card still shows its buttons"
     )
 
 

@@ -11,6 +11,7 @@ from wecom.errors import WeComDataError
 from wecom.interviews.render import LANGUAGES
 
 STYLES = ("card", "markdown")
+CALENDAR_REMIND_MINUTES = (0, 5, 15, 60, 1440)  # the only offsets WeCom's schedules take
 
 
 def _language(language: str) -> None:
@@ -48,7 +49,11 @@ class ReminderSettings:
     before it (0: none), feedback nudges ``feedback_after_hours`` after the end.
 
     ``style`` card: an answerable card with the markdown reminder as its fallback (for apps WeCom refuses
-    cards to); markdown, and for anyone in ``wecom.markdown_only_users``: the markdown reminder."""
+    cards to); markdown, and for anyone in ``wecom.markdown_only_users``: the markdown reminder.
+
+    Changes to interviews starting within ``track_days`` are announced (notices, cards corrected); with
+    ``calendar`` (and a ``calendar_organizer`` on the WeCom connection) each is a schedule in the app's
+    WeCom calendar, reminding ``calendar_remind_minutes`` before the start."""
 
     lead_minutes: int = 30
     escalate_minutes: int = 15
@@ -58,6 +63,9 @@ class ReminderSettings:
     language: str = "zh"
     style: str = "card"
     dry_run: bool = False
+    track_days: int = 14
+    calendar: bool = True
+    calendar_remind_minutes: int = 15
 
     def __post_init__(self) -> None:
         _language(self.language)
@@ -68,6 +76,13 @@ class ReminderSettings:
                 f"escalate_minutes ({self.escalate_minutes}) must be less than lead_minutes ({self.lead_minutes}):"
                 " an escalation comes after the reminder it escalates (0 turns escalations off)"
             )
+        if self.calendar_remind_minutes not in CALENDAR_REMIND_MINUTES:
+            raise WeComDataError(
+                f"calendar_remind_minutes must be one of {CALENDAR_REMIND_MINUTES} (WeCom's schedule"
+                f" reminders), not {self.calendar_remind_minutes!r}"
+            )
+        if not 1 <= self.track_days <= 90:
+            raise WeComDataError(f"track_days must be 1-90, not {self.track_days!r}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ReminderSettings:

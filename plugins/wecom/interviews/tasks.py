@@ -16,7 +16,7 @@ from wecom import lineage, sql, warehouse
 from wecom.delivery import AppMessages, MemberLimits, Sender, Summary
 from wecom.errors import WorkPending
 from wecom.hooks import WeComHook
-from wecom.interviews import answers, compose, inputs
+from wecom.interviews import announce, answers, calendar, compose, inputs
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.schedule import run_day, run_window
 from wecom.interviews.settings import DIGEST, REMINDERS, DigestSettings, ReminderSettings
@@ -169,13 +169,52 @@ def apply_answers(
         sender = Sender(AppMessages(hook), wh, claimant, limits=MemberLimits())
         told = answers.notify_declines(sender, wh)
         cards = answers.update_cards(hook, wh)
+        corrected = answers.correct_cards(hook, wh)  # a tap on a superseded card shows its correction again
     result = {
         **{f"clicks_{k}": v for k, v in sorted(clicks.items())},
         **{f"cards_{k}": v for k, v in sorted(cards.items())},
+        **{f"corrections_{k}": v for k, v in sorted(corrected.items())},
         "decline_messages_sent": told.sent,
     }
-    if cards["pending"]:
-        raise WorkPending(f"{cards['pending']} card(s) not updated yet: {result}")
+    if cards["pending"] or corrected["pending"]:
+        raise WorkPending(f"{cards['pending'] + corrected['pending']} card(s) not updated yet: {result}")
+    return result
+
+
+def track_changes(
+    since: datetime,
+    claimant: Claimant,
+    settings: ReminderSettings = REMINDERS,
+    run_id: str | None = None,
+    wecom_conn_id: str = WeComHook.default_conn_name,
+    warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
+) -> dict[str, Any]:
+    """Find what changed about the interviews ahead of ``since``, tell the interviewers, correct the cards."""
+    if settings.dry_run:
+        return {"dry_run": True, "changes": "not tracked in a dry run (nothing is recorded)"}
+    hook = WeComHook(wecom_conn_id)
+    with warehouse.connect(source_conn_id()) as source, warehouse.connect_current(warehouse_id) as wh:
+        refresh_mapping(source, wh)  # who is who now: an interviewer added to a panel is told too
+        report = announce.detect_changes(source, wh, since, settings.track_days, run_id)
+        sender = Sender(AppMessages(hook), wh, claimant, limits=MemberLimits())
+        report |= announce.announce_changes(hook, wh, sender, settings.language)
+    if report.get("cards_pending"):
+        raise WorkPending(f"{report['cards_pending']} card(s) not corrected yet: {report}")
+    return report
+
+
+def sync_calendar(
+    settings: ReminderSettings = REMINDERS,
+    wecom_conn_id: str = WeComHook.default_conn_name,
+    warehouse_id: str = warehouse.WAREHOUSE_CONN_ID,
+) -> dict[str, Any]:
+    """Make the app's WeCom calendar show every upcoming interview as announced."""
+    if not settings.calendar or settings.dry_run:
+        return {"calendar": "off: the run's calendar param is false" if not settings.calendar else "dry run"}
+    with warehouse.connect_current(warehouse_id) as wh:
+        result = calendar.sync_calendar(WeComHook(wecom_conn_id), wh, settings.calendar_remind_minutes)
+    if result.get("calendar_pending"):
+        raise WorkPending(f"the calendar is not in step yet (WeCom did not answer): {result}")
     return result
 
 
@@ -198,6 +237,17 @@ def reminders_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
     """Reminders and feedback nudges due in the run's data interval."""
     start, end = run_window(context)
     return send_reminders(start, end, Claimant.from_context(context), ReminderSettings.from_params(params))
+
+
+def changes_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Interview changes found since the run's data interval (cancellations, moves, panels) announced."""
+    _, end = run_window(context)
+    run_id = getattr(context.get("dag_run"), "run_id", None)
+    return track_changes(end, Claimant.from_context(context), ReminderSettings.from_params(params), run_id)
+
+
+def calendar_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    return sync_calendar(ReminderSettings.from_params(params))
 
 
 def answers_task(context: Any) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+-- Interview changes (wecom.interviews.announce): what was announced, what the platform shows now, the new
+-- versions, the cards they supersede and their notices.
+
+-- name: lock
+-- One change detector at a time (runs of a backfill overlap): versions are numbered without gaps.
+SELECT pg_advisory_xact_lock(hashtextextended('wecom.interview_versions', 0));
+
+-- name: announced
+-- The newest version of every interview announced as starting at or after %(since)s (still ahead).
+SELECT interview_id, status, starts_at, ends_at, room_url, position, candidate_name, panel, version, changes
+FROM (SELECT DISTINCT ON (interview_id) *
+      FROM wecom.interview_versions
+      ORDER BY interview_id, version DESC) newest
+WHERE starts_at >= %(since)s;
+
+-- name: platform_now
+-- The platform's interviews starting in [since, until), and those announced before wherever they are now,
+-- with their panels. Finished counts as scheduled (it happened as announced).
+SELECT i.interview_id,
+       CASE WHEN i.status = 'cancelled' THEN 'cancelled' ELSE 'scheduled' END AS status,
+       i.starts_at, i.ends_at, i.room_url, i.position, i.candidate_name,
+       coalesce(array_agg(iv.platform_user_id ORDER BY iv.platform_user_id)
+                FILTER (WHERE iv.platform_user_id IS NOT NULL), '{}') AS panel
+FROM interview_contract.interviews i
+LEFT JOIN interview_contract.interviewers iv USING (interview_id)
+WHERE (i.starts_at >= %(since)s AND i.starts_at < %(until)s) OR i.interview_id = ANY(%(ids)s)
+GROUP BY i.interview_id, i.status, i.starts_at, i.ends_at, i.room_url, i.position, i.candidate_name;
+
+-- name: record_version
+-- Version 1 needs no announcing (nothing was said before it): it is recorded announced.
+INSERT INTO wecom.interview_versions (interview_id, version, status, starts_at, ends_at, room_url, position,
+                                      candidate_name, panel, changes, run_id, announced_at, note)
+VALUES (%(interview_id)s, %(version)s, %(status)s, %(starts_at)s, %(ends_at)s, %(room_url)s, %(position)s,
+        %(candidate_name)s, %(panel)s, %(changes)s, %(run_id)s,
+        CASE WHEN %(version)s = 1 THEN clock_timestamp() END,
+        CASE WHEN %(version)s = 1 THEN 'first seen: nothing to correct' END)
+ON CONFLICT (interview_id, version) DO NOTHING;
+
+-- name: live_cards
+-- The interview's reminder cards no change has superseded yet.
+SELECT task_id, userid, starts_at, language FROM wecom.reminder_cards
+WHERE interview_id = %(interview_id)s AND superseded_at IS NULL;
+
+-- name: supersede_card
+-- From now on a tap on this card is stale; the correction waits for its card update.
+-- An answer the card does not show yet never will: the card shows the correction instead.
+WITH card AS (
+    UPDATE wecom.reminder_cards
+    SET superseded_at = clock_timestamp(), superseded_version = %(version)s, correction = %(correction)s,
+        correction_status = 'pending', correction_note = NULL
+    WHERE task_id = %(task_id)s AND superseded_at IS NULL
+    RETURNING task_id
+)
+UPDATE wecom.reminder_responses r
+SET card_status = 'not_updated', card_note = 'superseded by a change: the card shows the correction'
+FROM card WHERE r.task_id = card.task_id AND r.card_status = 'pending';
+
+-- name: unannounced
+-- Versions whose notices are still to send, in order, with the version each one changed.
+SELECT v.interview_id, v.status, v.starts_at, v.ends_at, v.room_url, v.position, v.candidate_name, v.panel,
+       v.version, v.changes,
+       p.status AS p_status, p.starts_at AS p_starts_at, p.ends_at AS p_ends_at, p.room_url AS p_room_url,
+       p.position AS p_position, p.candidate_name AS p_candidate_name, p.panel AS p_panel
+FROM wecom.interview_versions v
+JOIN wecom.interview_versions p ON p.interview_id = v.interview_id AND p.version = v.version - 1
+WHERE v.announced_at IS NULL
+ORDER BY v.interview_id, v.version
+LIMIT %(limit)s;
+
+-- name: declined
+-- Who already declined the interview at this start (on a reminder card).
+SELECT r.userid FROM wecom.reminder_responses r JOIN wecom.reminder_cards c USING (task_id)
+WHERE c.interview_id = %(interview_id)s AND c.starts_at = %(starts_at)s AND r.choice = 'declined';
+
+-- name: mark_announced
+UPDATE wecom.interview_versions SET announced_at = clock_timestamp(), note = %(note)s
+WHERE interview_id = %(interview_id)s AND version = %(version)s;

@@ -1,0 +1,116 @@
+"""Interview changes, found and announced: the one writer of ``wecom.interview_versions`` and of the
+reminder cards' corrections.
+
+``detect_changes`` compares the platform's interviews (those starting within ``track_days`` of the run,
+and every one announced as still ahead) with their newest recorded version, records a version for each
+change and, in the same transaction, marks the reminder cards the change made wrong as superseded (a tap
+on one is stale from then on). ``announce_changes`` sends each new version's notices through the ledger
+(``change:<interview>:v<version>``, once per interviewer), corrects the superseded cards in place and marks
+the version announced. What is decided is in ``wecom.interviews.changes`` (pure)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from wecom import sql, warehouse
+from wecom.delivery import Sender, Summary
+from wecom.interviews import answers, changes
+from wecom.interviews.changes import Version
+from wecom.interviews.inputs import people
+
+log = logging.getLogger(__name__)
+CHANGES = "interview/changes.sql"
+FIELDS = ("interview_id", "status", "starts_at", "ends_at", "room_url", "position", "candidate_name", "panel")
+
+
+def _version(row: dict[str, Any], prefix: str = "") -> Version:
+    values = {name: row[prefix + name] if name != "interview_id" else row[name] for name in FIELDS}
+    values["panel"] = tuple(values["panel"])
+    if prefix:
+        return Version(**values, version=row["version"] - 1)
+    return Version(**values, version=row.get("version") or 0, changes=tuple(row.get("changes") or ()))
+
+
+def detect_changes(
+    source: Any, wh: Any, since: datetime, track_days: int, run_id: str | None = None
+) -> dict[str, int]:
+    """Record what changed about the interviews ahead of ``since`` since they were announced."""
+    with wh.transaction():
+        wh.execute(sql.statement(CHANGES, "lock"))
+        known = {
+            v.interview_id: v
+            for v in map(_version, warehouse.dict_rows(wh, CHANGES, "announced", {"since": since}))
+        }
+        window = {"since": since, "until": since + timedelta(days=track_days), "ids": sorted(known)}
+        current = {
+            v.interview_id: v
+            for v in map(_version, warehouse.dict_rows(source, CHANGES, "platform_now", window))
+        }
+        found = changes.detect(known, current)
+        with wh.cursor() as cur:
+            cur.executemany(
+                sql.statement(CHANGES, "record_version"), [{**v.row(), "run_id": run_id} for v in found]
+            )
+        superseded = _supersede_cards(wh, [v for v in found if v.version > 1])
+    report = {
+        "interviews_tracked": len(current),
+        "first_seen": sum(1 for v in found if v.version == 1),
+        "changes_found": sum(1 for v in found if v.version > 1),
+        "cards_superseded": superseded,
+    }
+    if report["changes_found"]:
+        log.info("Interview changes: %s", report)
+    return report
+
+
+def _supersede_cards(wh: Any, versions: list[Version]) -> int:
+    if not versions:
+        return 0
+    who = people(wh, sorted({p for v in versions for p in v.panel}))
+    count = 0
+    for version in versions:
+        panel = {who[p].userid for p in version.panel if who[p].userid}
+        for card in warehouse.dict_rows(wh, CHANGES, "live_cards", {"interview_id": version.interview_id}):
+            text = changes.correction(version, card["starts_at"], card["userid"] in panel, card["language"])
+            if text is not None:
+                params = {"task_id": card["task_id"], "version": version.version, "correction": text}
+                wh.execute(sql.statement(CHANGES, "supersede_card"), params)
+                count += 1
+    return count
+
+
+def announce_changes(hook: Any, wh: Any, sender: Sender, language: str, limit: int = 1000) -> dict[str, Any]:
+    """Send the notices of every version not yet announced, correct the cards changes superseded, and mark
+    the versions announced. A crash anywhere re-sends nothing (the ledger) and corrects what is left."""
+    rows = warehouse.dict_rows(wh, CHANGES, "unannounced", {"limit": limit})
+    pairs = [(_version(row, "p_"), _version(row)) for row in rows]
+    who = people(wh, sorted({p for old, new in pairs for p in old.panel + new.panel}))
+    messages, notes = [], []
+    for old, new in pairs:
+        declined = frozenset(
+            userid
+            for (userid,) in wh.execute(
+                sql.statement(CHANGES, "declined"),
+                {"interview_id": old.interview_id, "starts_at": old.starts_at},
+            )
+        )
+        found = changes.notices(old, new, who, language, declined)
+        messages += found
+        kinds = ", ".join(new.changes)
+        notes.append(
+            (new, f"{kinds}: {len(found)} notice(s) (wecom.message_log key {changes.notice_key(new)})")
+        )
+    summary = sender.send(messages) if messages else Summary()
+    cards = answers.correct_cards(hook, wh)
+    for version, note in notes:
+        params = {"interview_id": version.interview_id, "version": version.version, "note": note}
+        wh.execute(sql.statement(CHANGES, "mark_announced"), params)
+    counts: Counter[str] = Counter(cards)
+    return {
+        "changes_announced": len(pairs),
+        "change_notices_sent": summary.sent,
+        **{f"cards_{k}": v for k, v in sorted(counts.items())},
+    }
