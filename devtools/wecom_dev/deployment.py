@@ -138,8 +138,15 @@ def _fernet_key() -> str:
 
 
 @contextmanager
-def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int = 2) -> Iterator[Deployment]:
-    """Start everything, wait until the api-server answers and the DAGs are parsed; stop it all after."""
+def deployment(
+    home: Path,
+    *,
+    simulator_args: tuple[str, ...] = (),
+    workers: int = 2,
+    wecom_extra: dict[str, Any] | None = None,
+) -> Iterator[Deployment]:
+    """Start everything, wait until the api-server answers and the DAGs are parsed; stop it all after.
+    ``wecom_extra``: more extras on ``wecom_default`` (e.g. ``calendar_organizer``)."""
     marker = secrets.token_hex(6)
     home.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -160,7 +167,7 @@ def deployment(home: Path, *, simulator_args: tuple[str, ...] = (), workers: int
                           queue=f"wecom-e2e-{marker}")  # fmt: skip
         env |= {
             MARKER: marker,
-            "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url, **CALLBACK_SECRETS),
+            "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url, **CALLBACK_SECRETS, **(wecom_extra or {})),
             "AIRFLOW_CONN_WECOM_WAREHOUSE": postgres_conn_json(warehouse_url),
             "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(warehouse_url),
             # Alerts to a group robot of the simulator; the digest's deadline a minute after its time (07:47).

@@ -49,6 +49,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -93,6 +94,15 @@ CALLBACK_SECRETS = {
 }
 EVENT_FAULTS = [{}, {"drop": 0.3}, {"duplicate": 0.5}, {"reorder": True}, {"delay_ms": 40},
                 {"duplicate": 0.5, "reorder": True, "delay_ms": 20}]  # fmt: skip
+CHANGE_FAULTS = [  # kind, options, API: while interviews change
+    ("lost_answer", {}, "oa/schedule/add"),  # WeCom added the schedule, its answer never came back
+    ("latency", {"latency_ms": 700}, "oa/schedule/add"),  # room for a kill between the call and recording it
+    ("http502", {}, "oa/schedule/update"),
+    ("errcode", {"errcode": -1}, "oa/schedule/del"),
+    ("reset", {}, "message/send"),
+    ("truncated", {}, "message/update_template_card"),
+    ("errcode", {"errcode": 45033}, "oa/schedule/get_by_calendar"),
+]
 API_FAULTS = [  # kind, options, APIs it may hit
     ("errcode", {"errcode": 45009}, ["message/send", "user/list", "*"]),
     ("errcode", {"errcode": 45033}, ["message/send", "user/list", "department/list"]),
@@ -513,6 +523,130 @@ class Chaos:
                     n, f"{escalation}: not escalated once to each of {leaders[userid]}: {statuses}"
                 )
 
+    def change_interviews(self, n: int) -> None:
+        """The platform cancels, moves and re-staffs some of this round's interviews after their cards;
+        interviewers tap the superseded cards; the changes and the calendar run under faults and kills
+        (a worker killed between schedule/add and recording it, answers lost after WeCom acted), then once
+        more without faults, as the next run would. The change invariants."""
+        day = weekday(n)
+        since = datetime.combine(day, clock(0), LOCAL_TZ)
+        settings = replace(REMINDERS, track_days=1)
+
+        def changes() -> None:
+            interviews.track_changes(since, Claimant("chaos", f"changes-{n}", "track"), settings)
+
+        def calendar() -> None:
+            interviews.sync_calendar(settings)
+
+        self.attempts("changes", changes)  # the round's interviews as announced: version 1, in the calendar
+        self.attempts("calendar", calendar)
+        ids = [i for (i,) in self.sql("SELECT id FROM interview.interviews WHERE status = 'scheduled'"
+                                      " AND (start_at AT TIME ZONE 'Asia/Shanghai')::date = %s ORDER BY id", day)]  # fmt: skip
+        if len(ids) < 3:
+            self.checks["rounds without interviews to change"] += 1
+            return
+        carded = sorted({i for (i,) in self.sql("SELECT interview_id FROM wecom.reminder_cards WHERE"
+                                                " interview_id = ANY(%s)", ids)})  # fmt: skip
+        cancel, move = self.rng.sample(carded, 2) if len(carded) >= 2 else self.rng.sample(ids, 2)
+        staff = self.rng.choice([i for i in ids if i not in (cancel, move)])
+        self.sql("UPDATE interview.interviews SET status = 'cancelled' WHERE id = %s", cancel)
+        self.sql("UPDATE interview.interviews SET start_at = start_at + interval '1 day 30 minutes',"
+                 " end_at = end_at + interval '1 day 30 minutes' WHERE id = %s", move)  # fmt: skip
+        self.sql("INSERT INTO interview.interview_interviewers (interview_id, user_id)"
+                 " SELECT %s, min(user_id) FROM interview.interview_interviewers WHERE user_id NOT IN"
+                 " (SELECT user_id FROM interview.interview_interviewers WHERE interview_id = %s)"
+                 " ON CONFLICT DO NOTHING", staff, staff)  # fmt: skip
+        self.faults["interviews cancelled, moved, re-staffed"] += 3
+        for kind, options, path in self.rng.sample(CHANGE_FAULTS, self.rng.randint(1, 3)):
+            count = self.rng.randint(1, 3)
+            self.sim.fault(kind, path=path, count=count, **options)
+            self.faults[f"{options.get('errcode', kind)} on {path}"] += count
+        if not self.attempts("changes", changes, kill=self.rng.random() < 0.4):
+            self.faults["changes task failed under faults"] += 1
+        # Taps on cards of changed interviews: before the correction lands, or after (then WeCom refuses).
+        for task_id, userid in self.sql("SELECT task_id, userid FROM wecom.reminder_cards WHERE interview_id"
+                                        " IN (%s, %s)", cancel, move):  # fmt: skip
+            if self.rng.random() < 0.5:
+                self.sim.click(userid, task_id, self.rng.choice(["confirm", "decline"]))
+                self.faults["taps on superseded cards"] += 1
+        if not self.attempts("calendar", calendar, kill=self.rng.random() < 0.5):
+            self.faults["calendar task failed under faults"] += 1
+        self.sim.clear_faults()
+        deadline = time.monotonic() + 30
+        while not self.sim.callbacks()["idle"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        def answers() -> None:
+            interviews.apply_answers(Claimant("chaos", f"answers-after-changes-{n}", "apply_answers"))
+
+        # The next runs, without faults.
+        for name, task in (("changes-next", changes), ("calendar-next", calendar), ("answers-next", answers)):
+            if not self.attempts(name, task):
+                self.violation(n, f"{name} failed without faults")
+        self.check_changes(n, {cancel, move, staff})
+        adopted = self.sql("SELECT count(*) FROM wecom.calendar_log WHERE action = 'adopt'")[0][0]
+        self.checks["schedules adopted after an interrupted add (total)"] = adopted
+
+    def check_changes(self, n: int, changed: set[int]) -> None:
+        live: dict[int, list[dict]] = {}
+        for schedule in self.sim.schedules():
+            if schedule["status"] == 0:
+                number = int(schedule["description"].split("面试编号 Interview no.: ")[1].split("\n")[0])
+                live.setdefault(number, []).append(schedule)
+        twice = {i: len(s) for i, s in live.items() if len(s) > 1}
+        if twice:
+            self.violation(n, f"duplicate schedules: {twice}")
+        self.checks["calendar checked for duplicates"] += 1
+        platform = self.sql(
+            "SELECT i.id, i.status, extract(epoch FROM i.start_at)::bigint, extract(epoch FROM i.end_at)::bigint,"
+            " array(SELECT lower(m.wecom_userid) FROM interview.interview_interviewers x JOIN wecom.user_mapping m"
+            " ON m.platform_user_id = x.user_id WHERE x.interview_id = i.id AND m.wecom_userid IS NOT NULL ORDER BY 1)"
+            " FROM interview.interviews i WHERE i.id IN (SELECT interview_id FROM wecom.interview_versions)"
+            " AND i.end_at > now()")  # fmt: skip
+        for interview_id, status, start, end, panel in platform:
+            found = live.get(interview_id, [])
+            if status == "cancelled" and found:
+                self.violation(n, f"interview {interview_id} is cancelled but still in the calendar")
+            elif status != "cancelled" and (
+                len(found) != 1
+                or (found[0]["start_time"], found[0]["end_time"]) != (start, end)
+                or sorted(a["userid"].lower() for a in found[0]["attendees"]) != sorted(panel)
+            ):
+                self.violation(
+                    n, f"interview {interview_id}: the calendar disagrees with the platform: {found}"
+                )
+            self.checks["calendar entry agrees with the platform"] += 1
+        cards = {c["task_id"]: c["shown"] for c in self.sim.cards()}
+        for task_id, userid, status, note in self.sql(
+            "SELECT c.task_id, c.userid, c.correction_status, c.correction_note FROM wecom.reminder_cards c"
+            " JOIN interview.interviews i ON i.id = c.interview_id JOIN wecom.message_log l"
+            " ON l.dedup_key = c.dedup_key AND l.recipient = c.userid AND l.status = 'sent' AND l.errcode IS NULL"
+            " WHERE i.status = 'cancelled' OR i.start_at <> c.starts_at"):  # fmt: skip
+            if task_id in cards and cards[task_id].get(userid) is None:
+                if status != "not_corrected" or not note:
+                    self.violation(n, f"{task_id}: a live card for a cancelled or moved interview ({status})")
+                else:
+                    self.checks["superseded card not correctable, notice says it"] += 1
+            self.checks["superseded card shows its correction"] += 1
+        counted = self.sql(
+            "SELECT count(*) FROM wecom.reminder_responses r JOIN wecom.reminder_cards c USING (task_id)"
+            " WHERE c.superseded_at IS NOT NULL AND r.recorded_at > c.superseded_at")  # fmt: skip
+        if counted[0][0]:
+            self.violation(n, f"{counted[0][0]} tap(s) on superseded cards counted as answers")
+        notices = self.sql(
+            "SELECT v.interview_id, v.version, l.recipient, l.status, l.reason FROM wecom.interview_versions v"
+            " LEFT JOIN wecom.message_log l ON l.dedup_key = 'change:' || v.interview_id || ':v' || v.version"
+            " WHERE v.version > 1 AND v.interview_id = ANY(%s)", sorted(changed))  # fmt: skip
+        unannounced = self.sql("SELECT count(*) FROM wecom.interview_versions WHERE announced_at IS NULL")
+        if unannounced[0][0]:
+            self.violation(n, f"{unannounced[0][0]} change(s) never announced")
+        for interview_id, version, recipient, status, reason in notices:
+            if recipient is not None and status != "sent" and not reason:
+                self.violation(
+                    n, f"change:{interview_id}:v{version} to {recipient} is {status} without a reason"
+                )
+            self.checks["change notice sent or recorded why not"] += 1
+
     def sql(self, query: str, *params: object) -> list[tuple]:
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             cur = conn.execute(query, params)
@@ -528,6 +662,8 @@ class Chaos:
             timer.join()
         self.sim.clear_faults()
         self.answer(n)
+        self.sim.clear_faults()
+        self.change_interviews(n)
         self.sim.clear_faults()
 
 
@@ -666,7 +802,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     sim_args = org_args(**ORG)
     with scratch_database("wecom_chaos") as db_url, simulator_process(*sim_args) as sim_url:
-        connections = {"wecom_default": wecom_conn_json(sim_url, max_retries=3, retry_backoff=0.1, **CALLBACK_SECRETS),
+        organizer = sorted(u["userid"] for u in generate_org(**ORG).users.values())[0]
+        connections = {"wecom_default": wecom_conn_json(sim_url, max_retries=3, retry_backoff=0.1, **CALLBACK_SECRETS,
+                                                        calendar_organizer=organizer),
                        "wecom_warehouse": postgres_conn_json(db_url)}  # fmt: skip
         with airflow_connections(**connections):
             sim = SimulatorAdmin(sim_url)

@@ -398,24 +398,28 @@ def lost_notice(d: Deployment, figures: dict) -> None:
           f"an event whose NOTIFY was lost applied {figures['lost_notice_applied_s']} s after it was stored")  # fmt: skip
 
 
+def due_now() -> datetime:
+    """A start whose reminder is due in the last complete reminder interval, which a manual run covers (with
+    or without a logical date: the schedule's :03 interval, or the last whole ten minutes)."""
+    now = datetime.now(LOCAL_TZ)
+    if now.minute % 10 in (2, 9) and now.second > 40:
+        time.sleep(70 - now.second)  # not at a boundary of either
+        now = datetime.now(LOCAL_TZ)
+    ends = (
+        last_interval_end(now),
+        now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 10),
+    )
+    low = max(ends) - REMINDER_INTERVAL
+    return low + (min(ends) - low) / 2 + LEAD
+
+
 def answers(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     step("8. Answerable reminders: a reminder card, the interviewer taps 无法参加, the recruiter is told")
     with psycopg.connect(d.warehouse_url, autocommit=True) as conn:
         interviewer, recruiter = (r[0] for r in conn.execute(
             "SELECT platform_user_id FROM wecom.user_mapping WHERE wecom_userid IS NOT NULL"
             " ORDER BY platform_user_id LIMIT 2"))  # fmt: skip
-        # Due in the last complete reminder interval, which a manual run covers (with or without a
-        # logical date: the schedule's :03 interval, or the last whole ten minutes).
-        now = datetime.now(LOCAL_TZ)
-        if now.minute % 10 in (2, 9) and now.second > 40:
-            time.sleep(70 - now.second)  # not at a boundary of either
-            now = datetime.now(LOCAL_TZ)
-        ends = (
-            last_interval_end(now),
-            now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 10),
-        )
-        low = max(ends) - REMINDER_INTERVAL
-        start = low + (min(ends) - low) / 2 + LEAD
+        start = due_now()
         conn.execute(
             "INSERT INTO interview.interviews (id, position, candidate_name, start_at, end_at, status, room_url,"
             " recruiter_id) VALUES (200000, '数据工程师', '卡片候选人', %s, %s, 'scheduled',"
@@ -466,6 +470,97 @@ def answers(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     check(sim.click(userid, task_id, "confirm")["errcode"] == 42018, "the card has no buttons left to tap")
 
 
+def changes(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
+    step("9. The platform cancels one interview and moves another after their cards: WeCom follows")
+    with psycopg.connect(d.warehouse_url, autocommit=True) as conn:
+        [(interviewer,)] = conn.execute("SELECT platform_user_id FROM wecom.user_mapping WHERE wecom_userid"
+                                        " IS NOT NULL ORDER BY platform_user_id LIMIT 1")  # fmt: skip
+        start = due_now()
+        for iid, candidate in ((200001, "取消候选人"), (200002, "改期候选人")):
+            conn.execute(
+                "INSERT INTO interview.interviews (id, position, candidate_name, start_at, end_at, status,"
+                " room_url) VALUES (%s, '数据工程师', %s, %s, %s, 'scheduled', %s)",
+                (iid, candidate, start, start + timedelta(hours=1), f"https://www.showmebug.com/pads/{iid}"),
+            )
+            conn.execute("INSERT INTO interview.interview_interviewers (interview_id, user_id) VALUES (%s, %s)",
+                         (iid, interviewer))  # fmt: skip
+    d.airflow("dags", "trigger", "interview_reminders")
+
+    def state() -> tuple[dict[int, str], dict[int, str]]:
+        with psycopg.connect(d.warehouse_url) as conn:
+            cards = dict(
+                conn.execute(
+                    "SELECT c.interview_id, c.task_id FROM wecom.reminder_cards c JOIN wecom.message_log l ON"
+                    " l.dedup_key = c.dedup_key WHERE c.interview_id IN (200001, 200002) AND l.status = 'sent'"
+                )
+            )
+            calendar = dict(conn.execute("SELECT interview_id, state || ':' || version FROM wecom.calendar_entries"
+                                         " WHERE interview_id IN (200001, 200002)"))  # fmt: skip
+        return cards, calendar
+
+    d.wait(lambda: len(state()[0]) == 2 and state()[1] == {200001: "synced:1", 200002: "synced:1"}, 180,
+           "both reminder cards sent and both interviews in the WeCom calendar")  # fmt: skip
+    cards, _ = state()
+    userid = next(list(c["shown"]) for c in sim.cards() if c["task_id"] == cards[200001])[0]
+    check(len([s for s in sim.calendar(userid) if "候选人" in s["summary"]]) >= 2,
+          f"{userid} sees both interviews in their WeCom calendar")  # fmt: skip
+
+    changed = time.monotonic()
+    moved_to = start + timedelta(days=1, hours=2)
+    with psycopg.connect(d.warehouse_url, autocommit=True) as conn:
+        conn.execute("UPDATE interview.interviews SET status = 'cancelled' WHERE id = 200001")
+        conn.execute("UPDATE interview.interviews SET start_at = %s, end_at = %s WHERE id = 200002",
+                     (moved_to, moved_to + timedelta(hours=1)))  # fmt: skip
+    d.airflow("dags", "trigger", "interview_reminders")
+
+    def followed() -> bool:
+        shown = {c["task_id"]: c["shown"].get(userid) for c in sim.cards()}
+        told = [
+            m["content"]
+            for m in sim.messages(userid)
+            if "面试已取消" in m["content"] or "面试已改期" in m["content"]
+        ]
+        schedules = {s["summary"]: s for s in sim.calendar(userid)}
+        moved = [s for name, s in schedules.items() if "改期候选人" in name]
+        return (shown.get(cards[200001]) == "已取消" and (shown.get(cards[200002]) or "").startswith("已改期至")
+                and len(told) == 2 and not any("取消候选人" in name for name in schedules)
+                and len(moved) == 1 and moved[0]["start_time"] == int(moved_to.timestamp()))  # fmt: skip
+
+    d.wait(
+        followed, REMINDER_INTERVAL.total_seconds(), "cards corrected, notices sent and the calendar updated"
+    )
+    figures["change_to_wecom_s"] = round(time.monotonic() - changed, 1)
+    check(figures["change_to_wecom_s"] < REMINDER_INTERVAL.total_seconds(),
+          f"cards corrected, 2 notices sent, the calendar updated {figures['change_to_wecom_s']} s after the"
+          " platform changed (within one reminder interval)")  # fmt: skip
+
+    step("10. Moved again during an outage of the scheduler's runs: a backfill sends the notice once")
+    with psycopg.connect(d.warehouse_url, autocommit=True) as conn:
+        conn.execute("UPDATE interview.interviews SET start_at = start_at + interval '1 hour',"
+                     " end_at = end_at + interval '1 hour' WHERE id = 200002")  # fmt: skip
+    end = last_interval_end(datetime.now(LOCAL_TZ))
+    window = [
+        "--from-date",
+        (end - 3 * REMINDER_INTERVAL).isoformat(),
+        "--to-date",
+        (end - REMINDER_INTERVAL).isoformat(),
+    ]
+    started = time.monotonic()
+    d.airflow(
+        "backfill", "create", "--dag-id", "interview_reminders", *window, "--reprocess-behavior", "completed"
+    )
+    wait_backfill(d, "interview_reminders", started)
+    with psycopg.connect(d.warehouse_url) as conn:
+        notices = conn.execute("SELECT version, count(*) FROM wecom.interview_changes WHERE interview_id = 200002"
+                               " AND notice = 'sent' GROUP BY 1 ORDER BY 1").fetchall()  # fmt: skip
+    told = [m for m in sim.messages(userid) if "改期候选人" in m["content"] and "面试已改期" in m["content"]]
+    check(notices == [(2, 1), (3, 1)] and len(told) == 2,
+          f"3 backfill runs over the change: each move told once ({notices}, {len(told)} notices in WeCom)")  # fmt: skip
+    live = [s for s in sim.schedules() if s["status"] == 0 and "改期候选人" in s["summary"]]
+    check(len(live) == 1 and live[0]["start_time"] == int((moved_to + timedelta(hours=1)).timestamp()),
+          "one calendar entry, at the latest time")  # fmt: skip
+
+
 def leak_scan(d: Deployment, sim: SimulatorAdmin) -> tuple[int, int]:
     secrets = {**sim.credentials(), **CALLBACK_SECRETS}
     places = [*postgres_rows(d.warehouse_url), *postgres_rows(d.metadata_url, skip_schemas=()), *files(d.home / "logs"),
@@ -481,7 +576,9 @@ def main() -> None:
     figures: dict = {}
     began = time.monotonic()
     sim_args = org_args(**ORG)
-    with deployment(HOME, simulator_args=sim_args) as d:
+    org = generate_org(**ORG).users
+    organizer = org[sorted(org)[0]]["userid"]  # the app's interview calendar belongs to a member
+    with deployment(HOME, simulator_args=sim_args, wecom_extra={"calendar_organizer": organizer}) as d:
         figures["startup_s"] = round(time.monotonic() - began, 1)
         print(f"Deployment up in {figures['startup_s']} s: {', '.join(d.processes)}", flush=True)
         sim = SimulatorAdmin(d.simulator_url)
@@ -489,7 +586,8 @@ def main() -> None:
         scenario(d, sim, figures)
         callbacks(d, sim, figures)
         answers(d, sim, figures)
-        step("9. Leak scan: warehouse, metadata DB, task logs, process logs")
+        changes(d, sim, figures)
+        step("11. Leak scan: warehouse, metadata DB, task logs, process logs")
         leaks, scanned = leak_scan(d, sim)
         figures |= {"leaks": leaks, "places_scanned": scanned}
         check(leaks == 0, f"no credential in {scanned} rows and files")

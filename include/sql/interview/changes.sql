@@ -13,6 +13,14 @@ FROM (SELECT DISTINCT ON (interview_id) *
       ORDER BY interview_id, version DESC) newest
 WHERE starts_at >= %(since)s;
 
+-- name: announced_by_id
+-- The newest version of these interviews (found on the platform ahead, though announced at an earlier time).
+SELECT DISTINCT ON (interview_id) interview_id, status, starts_at, ends_at, room_url, position, candidate_name,
+       panel, version, changes
+FROM wecom.interview_versions
+WHERE interview_id = ANY(%(ids)s)
+ORDER BY interview_id, version DESC;
+
 -- name: platform_now
 -- The platform's interviews starting in [since, until), and those announced before wherever they are now,
 -- with their panels. Finished counts as scheduled (it happened as announced).

@@ -49,12 +49,17 @@ def detect_changes(
             v.interview_id: v
             for v in map(_version, warehouse.dict_rows(source, CHANGES, "platform_now", window))
         }
+        earlier = sorted(current.keys() - known.keys())  # e.g. moved ahead from a time before ``since``
+        if earlier:
+            rows = warehouse.dict_rows(wh, CHANGES, "announced_by_id", {"ids": earlier})
+            known |= {v.interview_id: v for v in map(_version, rows)}
         found = changes.detect(known, current)
         with wh.cursor() as cur:
             cur.executemany(
                 sql.statement(CHANGES, "record_version"), [{**v.row(), "run_id": run_id} for v in found]
             )
-        superseded = _supersede_cards(wh, [v for v in found if v.version > 1])
+        # Version 1 too: a card may have gone out for a time the interview had before it was first seen.
+        superseded = _supersede_cards(wh, found)
     report = {
         "interviews_tracked": len(current),
         "first_seen": sum(1 for v in found if v.version == 1),
