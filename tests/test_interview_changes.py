@@ -178,8 +178,8 @@ def cal(w, monkeypatch):  # noqa: F811
 
     use_connections(monkeypatch, w.sim.url, w.db_url, callback_token=TOKEN, callback_aes_key=AES_KEY,
                     token_store="memory", calendar_organizer=w.recruiter)  # fmt: skip
-    w.sql("UPDATE interview.interviews SET start_at = now() + interval '2 days' + id * interval '1 hour',"
-          " end_at = now() + interval '2 days' + (id + 1) * interval '1 hour'")  # fmt: skip
+    w.sql("UPDATE interview.interviews SET start_at = date_trunc('minute', now()) + interval '2 days' + id * interval '1 hour',"
+          " end_at = date_trunc('minute', now()) + interval '2 days' + (id + 1) * interval '1 hour'")  # fmt: skip
     return w
 
 

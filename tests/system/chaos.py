@@ -49,7 +49,6 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -530,7 +529,7 @@ class Chaos:
         more without faults, as the next run would. The change invariants."""
         day = weekday(n)
         since = datetime.combine(day, clock(0), LOCAL_TZ)
-        settings = replace(REMINDERS, track_days=1)
+        settings = REMINDERS  # 14 days ahead of the round's day: the reloaded platform is all in view
 
         def changes() -> None:
             interviews.track_changes(since, Claimant("chaos", f"changes-{n}", "track"), settings)
@@ -598,7 +597,7 @@ class Chaos:
             self.violation(n, f"duplicate schedules: {twice}")
         self.checks["calendar checked for duplicates"] += 1
         platform = self.sql(
-            "SELECT i.id, i.status, extract(epoch FROM i.start_at)::bigint, extract(epoch FROM i.end_at)::bigint,"
+            "SELECT i.id, i.status, floor(extract(epoch FROM i.start_at))::bigint, floor(extract(epoch FROM i.end_at))::bigint,"
             " array(SELECT lower(m.wecom_userid) FROM interview.interview_interviewers x JOIN wecom.user_mapping m"
             " ON m.platform_user_id = x.user_id WHERE x.interview_id = i.id AND m.wecom_userid IS NOT NULL ORDER BY 1)"
             " FROM interview.interviews i WHERE i.id IN (SELECT interview_id FROM wecom.interview_versions)"
@@ -612,9 +611,14 @@ class Chaos:
                 or (found[0]["start_time"], found[0]["end_time"]) != (start, end)
                 or sorted(a["userid"].lower() for a in found[0]["attendees"]) != sorted(panel)
             ):
-                self.violation(
-                    n, f"interview {interview_id}: the calendar disagrees with the platform: {found}"
-                )
+                shown = [(s["start_time"], s["end_time"], sorted(a["userid"].lower() for a in s["attendees"]))
+                         for s in found]  # fmt: skip
+                entry = self.sql("SELECT version, state, note FROM wecom.calendar_entries WHERE interview_id = %s",
+                                 interview_id)  # fmt: skip
+                entry += self.sql("SELECT version, status, starts_at, changes, announced_at IS NOT NULL, run_id"
+                                  " FROM wecom.interview_versions WHERE interview_id = %s ORDER BY 1", interview_id)  # fmt: skip
+                self.violation(n, f"interview {interview_id}: the calendar shows {shown}, the platform"
+                                  f" {(start, end, sorted(panel))} (entry {entry})")  # fmt: skip
             self.checks["calendar entry agrees with the platform"] += 1
         cards = {c["task_id"]: c["shown"] for c in self.sim.cards()}
         for task_id, userid, status, note in self.sql(

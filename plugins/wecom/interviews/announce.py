@@ -23,15 +23,6 @@ from wecom.interviews.inputs import people
 
 log = logging.getLogger(__name__)
 CHANGES = "interview/changes.sql"
-FIELDS = ("interview_id", "status", "starts_at", "ends_at", "room_url", "position", "candidate_name", "panel")
-
-
-def _version(row: dict[str, Any], prefix: str = "") -> Version:
-    values = {name: row[prefix + name] if name != "interview_id" else row[name] for name in FIELDS}
-    values["panel"] = tuple(values["panel"])
-    if prefix:
-        return Version(**values, version=row["version"] - 1)
-    return Version(**values, version=row.get("version") or 0, changes=tuple(row.get("changes") or ()))
 
 
 def detect_changes(
@@ -42,17 +33,17 @@ def detect_changes(
         wh.execute(sql.statement(CHANGES, "lock"))
         known = {
             v.interview_id: v
-            for v in map(_version, warehouse.dict_rows(wh, CHANGES, "announced", {"since": since}))
+            for v in map(Version.from_row, warehouse.dict_rows(wh, CHANGES, "announced", {"since": since}))
         }
         window = {"since": since, "until": since + timedelta(days=track_days), "ids": sorted(known)}
         current = {
             v.interview_id: v
-            for v in map(_version, warehouse.dict_rows(source, CHANGES, "platform_now", window))
+            for v in map(Version.from_row, warehouse.dict_rows(source, CHANGES, "platform_now", window))
         }
         earlier = sorted(current.keys() - known.keys())  # e.g. moved ahead from a time before ``since``
         if earlier:
             rows = warehouse.dict_rows(wh, CHANGES, "announced_by_id", {"ids": earlier})
-            known |= {v.interview_id: v for v in map(_version, rows)}
+            known |= {v.interview_id: v for v in map(Version.from_row, rows)}
         found = changes.detect(known, current)
         with wh.cursor() as cur:
             cur.executemany(
@@ -91,7 +82,7 @@ def announce_changes(hook: Any, wh: Any, sender: Sender, language: str, limit: i
     """Send the notices of every version not yet announced, correct the cards changes superseded, and mark
     the versions announced. A crash anywhere re-sends nothing (the ledger) and corrects what is left."""
     rows = warehouse.dict_rows(wh, CHANGES, "unannounced", {"limit": limit})
-    pairs = [(_version(row, "p_"), _version(row)) for row in rows]
+    pairs = [(Version.from_row(row, "p_"), Version.from_row(row)) for row in rows]
     who = people(wh, sorted({p for old, new in pairs for p in old.panel + new.panel}))
     messages, notes = [], []
     for old, new in pairs:

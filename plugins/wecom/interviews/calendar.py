@@ -139,12 +139,7 @@ def _listed(hook: WeComHook, cal_id: str) -> list[dict[str, Any]]:
 def _sync_one(
     hook: WeComHook, wh: Any, cal_id: str, row: dict[str, Any], who: dict, remind_seconds: int
 ) -> str:
-    version = Version(
-        **{k: row[k] for k in ("interview_id", "status", "starts_at", "ends_at", "room_url", "position")},
-        candidate_name=row["candidate_name"],
-        panel=tuple(row["panel"]),
-        version=row["version"],
-    )
+    version = Version.from_row(row)
     attendees = sorted({who[p].userid for p in version.panel if who[p].userid})
     try:
         if version.status == CANCELLED:

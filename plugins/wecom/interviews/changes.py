@@ -21,6 +21,16 @@ from wecom.payloads import markdown, split_markdown
 
 SCHEDULED, CANCELLED = "scheduled", "cancelled"
 TRACKED, RESTORED, MOVED, ROOM, PANEL = "tracked", "restored", "moved", "room", "panel"
+_FIELDS = (
+    "interview_id",
+    "status",
+    "starts_at",
+    "ends_at",
+    "room_url",
+    "position",
+    "candidate_name",
+    "panel",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,16 @@ class Version:
             self.ends_at,
             self.room_url,
         )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], prefix: str = "") -> Version:
+        """From a query's row; ``prefix`` names the columns of the version before it (``p_``)."""
+        values = {name: row[prefix + name] for name in _FIELDS if name != "interview_id"}
+        values["panel"] = tuple(values["panel"])
+        number = row.get("version") or 0
+        if prefix:
+            return cls(row["interview_id"], **values, version=number - 1)
+        return cls(row["interview_id"], **values, version=number, changes=tuple(row.get("changes") or ()))
 
     def row(self) -> dict[str, Any]:
         return {**self.__dict__, "panel": list(self.panel), "changes": list(self.changes)}
