@@ -256,3 +256,21 @@ def test_an_app_not_allowed_to_use_the_calendar_is_told_what_to_click_and_the_re
     cal.admin.allow_schedules(True)
     assert sync()["calendar_added"] == 4
     assert sync(calendar=False) == {"calendar": "off: the run's calendar param is false"}
+
+
+def test_a_reminder_that_went_out_as_markdown_has_no_card_to_correct(monkeypatch, db_url):
+    from test_reminder_answers import world
+
+    with world(monkeypatch, db_url, callbacks=False) as plain:  # no callback URL: WeCom refuses cards (43012)
+        plain.remind(REMIND_AT)
+        track(plain)
+        plain.sql("UPDATE interview.interviews SET status = 'cancelled' WHERE id = 1")
+        result = track(plain, "c2")
+        assert result["cards_superseded"] == 1 and result["change_notices_sent"] == 1
+        assert (
+            result.get("cards_updated", 0) == 0
+            and plain.admin.stats()["calls"].get("message/update_template_card", 0) == 0
+        )
+        [(status, note)] = plain.sql("SELECT correction_status, correction_note FROM wecom.reminder_cards"
+                                     " WHERE superseded_at IS NOT NULL")  # fmt: skip
+        assert status == "not_corrected" and "markdown (43012)" in note

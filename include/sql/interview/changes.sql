@@ -46,8 +46,12 @@ ON CONFLICT (interview_id, version) DO NOTHING;
 
 -- name: live_cards
 -- The interview's reminder cards no change has superseded yet.
-SELECT task_id, userid, starts_at, language FROM wecom.reminder_cards
-WHERE interview_id = %(interview_id)s AND superseded_at IS NULL;
+-- A reminder WeCom took only as markdown (43012: no callback URL) has no card to correct.
+SELECT c.task_id, c.userid, c.starts_at, c.language,
+       EXISTS (SELECT 1 FROM wecom.message_log l WHERE l.dedup_key = c.dedup_key AND l.recipient = c.userid
+               AND l.status = 'sent' AND l.errcode = 43012) AS sent_as_markdown
+FROM wecom.reminder_cards c
+WHERE c.interview_id = %(interview_id)s AND c.superseded_at IS NULL;
 
 -- name: supersede_card
 -- From now on a tap on this card is stale; the correction waits for its card update.
@@ -55,7 +59,9 @@ WHERE interview_id = %(interview_id)s AND superseded_at IS NULL;
 WITH card AS (
     UPDATE wecom.reminder_cards
     SET superseded_at = clock_timestamp(), superseded_version = %(version)s, correction = %(correction)s,
-        correction_status = 'pending', correction_note = NULL
+        correction_status = CASE WHEN %(sent_as_markdown)s THEN 'not_corrected' ELSE 'pending' END,
+        correction_note = CASE WHEN %(sent_as_markdown)s THEN 'the reminder went out as markdown (43012):'
+                               ' there is no card to correct; the change notice says it' END
     WHERE task_id = %(task_id)s AND superseded_at IS NULL
     RETURNING task_id
 )
@@ -81,5 +87,7 @@ SELECT r.userid FROM wecom.reminder_responses r JOIN wecom.reminder_cards c USIN
 WHERE c.interview_id = %(interview_id)s AND c.starts_at = %(starts_at)s AND r.choice = 'declined';
 
 -- name: mark_announced
-UPDATE wecom.interview_versions SET announced_at = clock_timestamp(), note = %(note)s
-WHERE interview_id = %(interview_id)s AND version = %(version)s;
+-- All of a run's versions at once.
+UPDATE wecom.interview_versions v SET announced_at = clock_timestamp(), note = a.note
+FROM unnest(%(interview_ids)s::bigint[], %(versions)s::int[], %(notes)s::text[]) AS a(interview_id, version, note)
+WHERE v.interview_id = a.interview_id AND v.version = a.version;

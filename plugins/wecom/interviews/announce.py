@@ -72,7 +72,12 @@ def _supersede_cards(wh: Any, versions: list[Version]) -> int:
         for card in warehouse.dict_rows(wh, CHANGES, "live_cards", {"interview_id": version.interview_id}):
             text = changes.correction(version, card["starts_at"], card["userid"] in panel, card["language"])
             if text is not None:
-                params = {"task_id": card["task_id"], "version": version.version, "correction": text}
+                params = {
+                    "task_id": card["task_id"],
+                    "version": version.version,
+                    "correction": text,
+                    "sent_as_markdown": card["sent_as_markdown"],
+                }
                 wh.execute(sql.statement(CHANGES, "supersede_card"), params)
                 count += 1
     return count
@@ -101,8 +106,12 @@ def announce_changes(hook: Any, wh: Any, sender: Sender, language: str, limit: i
         )
     summary = sender.send(messages) if messages else Summary()
     cards = answers.correct_cards(hook, wh)
-    for version, note in notes:
-        params = {"interview_id": version.interview_id, "version": version.version, "note": note}
+    if notes:
+        params = {
+            "interview_ids": [v.interview_id for v, _ in notes],
+            "versions": [v.version for v, _ in notes],
+            "notes": [note for _, note in notes],
+        }
         wh.execute(sql.statement(CHANGES, "mark_announced"), params)
     counts: Counter[str] = Counter(cards)
     return {

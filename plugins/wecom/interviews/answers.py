@@ -122,20 +122,37 @@ def _show_each(
 ) -> Counter[str]:
     counts: Counter[str] = Counter()
     for n, card in enumerate(cards):
-        status, note = show_on_card(hook, conn, card, text(card))
+        status, note = show_on_card(hook, conn, card, text(card), _statement(outcome))
         if status == "pending":  # WeCom is not answering: the rest wait for the retry, untried
             counts["pending"] += len(cards) - n
             break
         counts[status] += 1
-        conn.execute(_statement(outcome), {"status": status, "note": note, "task_id": card["task_id"]})
     return counts
 
 
-def show_on_card(hook: WeComHook, conn: Any, card: dict[str, Any], text: str) -> tuple[str, str | None]:
+def show_on_card(
+    hook: WeComHook, conn: Any, card: dict[str, Any], text: str, outcome: str
+) -> tuple[str, str | None]:
     """Replace the card's buttons with ``text`` for its interviewer, with the newest unspent response code:
-    ``updated``, ``not_updated`` (and why) or ``pending`` (WeCom did not answer; try again later)."""
-    conn.execute(_statement("adopt_send_code"), card)
-    for code in _rows(conn, "usable_codes", task_id=card["task_id"]):
+    ``updated``, ``not_updated`` (and why, both recorded by the ``outcome`` statement) or ``pending``
+    (WeCom did not answer; try again later). A code is marked attempted (committed) before each call."""
+    with conn.transaction():
+        conn.execute(_statement("adopt_send_code"), card)
+        codes = _rows(conn, "usable_codes", task_id=card["task_id"])
+    status, note, used = _show(hook, conn, card, text, codes)
+    if status != "pending":
+        with conn.transaction():
+            if used:
+                conn.execute(_statement("spend_code"), {"code": used})
+            conn.execute(outcome, {"status": status, "note": note, "task_id": card["task_id"]})
+    return status, note
+
+
+def _show(
+    hook: WeComHook, conn: Any, card: dict[str, Any], text: str, codes: list[dict[str, Any]]
+) -> tuple[str, str | None, str | None]:
+    """The outcome, and the code that worked (spent with the outcome's record)."""
+    for code in codes:
         attempted = code["attempted"]
         for attempt in range(TRIES_PER_CODE):
             conn.execute(_statement("attempt_code"), {"code": code["response_code"]})
@@ -155,17 +172,24 @@ def show_on_card(hook: WeComHook, conn: Any, card: dict[str, Any], text: str) ->
             except (WeComItemError, WeComCallerError) as exc:
                 conn.execute(_statement("spend_code"), {"code": code["response_code"]})
                 if exc.errcode != CARD_CODE_INVALID:
-                    return "not_updated", f"WeCom refused the update: {exc}"
+                    return "not_updated", f"WeCom refused the update: {exc}", None
                 if attempted:
-                    return "updated", "an earlier attempt spent the code; its answer was lost on the way"
+                    return (
+                        "updated",
+                        "an earlier attempt spent the code; its answer was lost on the way",
+                        None,
+                    )
                 break  # used or expired: the next older code
-            conn.execute(_statement("spend_code"), {"code": code["response_code"]})
-            return "updated", None
+            return "updated", None, code["response_code"]
         else:
-            return "pending", None
-    return "not_updated", (
-        "no usable response code: WeCom refused each as used or expired (60140, codes last 72 hours);"
-        " the card still shows its buttons"
+            return "pending", None, None
+    return (
+        "not_updated",
+        (
+            "no usable response code: WeCom refused each as used or expired (60140, codes last 72 hours);"
+            " the card still shows its buttons"
+        ),
+        None,
     )
 
 

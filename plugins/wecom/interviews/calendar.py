@@ -182,32 +182,34 @@ def _delete(hook: WeComHook, wh: Any, row: dict[str, Any], version: Version) -> 
         except WeComAnswerError as exc:
             if exc.errcode not in SCHEDULE_GONE:
                 raise
-    _run(
-        wh,
-        "synced",
-        interview_id=version.interview_id,
-        schedule_id=row["schedule_id"],
-        version=version.version,
-        state="deleted",
-        attendees=None,
-        note="cancelled: deleted from the calendar",
-    )
-    _log(wh, version.interview_id, version.version, "delete", row["schedule_id"], None)
+    with wh.transaction():
+        _run(
+            wh,
+            "synced",
+            interview_id=version.interview_id,
+            schedule_id=row["schedule_id"],
+            version=version.version,
+            state="deleted",
+            attendees=None,
+            note="cancelled: deleted from the calendar",
+        )
+        _log(wh, version.interview_id, version.version, "delete", row["schedule_id"], None)
     return "deleted"
 
 
 def _synced(wh: Any, version: Version, schedule_id: str, attendees: list[str], action: str) -> None:
-    _run(
-        wh,
-        "synced",
-        interview_id=version.interview_id,
-        schedule_id=schedule_id,
-        version=version.version,
-        state="synced",
-        attendees=attendees,
-        note=None,
-    )
-    _log(wh, version.interview_id, version.version, action, schedule_id, None)
+    with wh.transaction():
+        _run(
+            wh,
+            "synced",
+            interview_id=version.interview_id,
+            schedule_id=schedule_id,
+            version=version.version,
+            state="synced",
+            attendees=attendees,
+            note=None,
+        )
+        _log(wh, version.interview_id, version.version, action, schedule_id, None)
 
 
 def _failed(wh: Any, row: dict[str, Any], cal_id: str | None, note: str) -> None:
