@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/callbacks.py
 	$(BIN)/python bench/answers.py
+	$(BIN)/python bench/changes.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*.egg-info devtools/*.egg-info .demo .e2e .chaos test-artifacts
