@@ -274,3 +274,17 @@ def test_a_reminder_that_went_out_as_markdown_has_no_card_to_correct(monkeypatch
         [(status, note)] = plain.sql("SELECT correction_status, correction_note FROM wecom.reminder_cards"
                                      " WHERE superseded_at IS NOT NULL")  # fmt: skip
         assert status == "not_corrected" and "markdown (43012)" in note
+
+
+def test_an_add_that_never_reached_wecom_is_made_again_only_once_no_request_can_still_land(cal):
+    track(cal, since=datetime.now(UTC))
+    cal.admin.fault("errcode", path="oa/schedule/add", count=1, errcode=-1)  # refused before WeCom acted
+    with pytest.raises(WorkPending):
+        sync()
+    [(waiting,)] = cal.sql("SELECT interview_id FROM wecom.calendar_entries WHERE state = 'claimed'")
+    with pytest.raises(WorkPending):  # its claim is younger than a request can take: its add may still land
+        sync()
+    assert sorted(live(cal)) == sorted({"1", "2", "3", "4"} - {str(waiting)})  # the others are added
+    cal.sql("UPDATE wecom.calendar_entries SET claimed_at = claimed_at - interval '1 minute'")
+    assert sync() == {"calendar": "on", "calendar_added": 1}
+    assert sorted(live(cal)) == ["1", "2", "3", "4"] and all(len(s) == 1 for s in live(cal).values())

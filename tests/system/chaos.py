@@ -93,6 +93,8 @@ CALLBACK_SECRETS = {
 }
 EVENT_FAULTS = [{}, {"drop": 0.3}, {"duplicate": 0.5}, {"reorder": True}, {"delay_ms": 40},
                 {"duplicate": 0.5, "reorder": True, "delay_ms": 20}]  # fmt: skip
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 1, 3
+SETTLE_S = CONNECT_TIMEOUT_S + READ_TIMEOUT_S + 0.5
 CHANGE_FAULTS = [  # kind, options, API: while interviews change
     ("lost_answer", {}, "oa/schedule/add"),  # WeCom added the schedule, its answer never came back
     ("latency", {"latency_ms": 700}, "oa/schedule/add"),  # room for a kill between the call and recording it
@@ -537,8 +539,12 @@ class Chaos:
         def calendar() -> None:
             interviews.sync_calendar(settings)
 
-        self.attempts("changes", changes)  # the round's interviews as announced: version 1, in the calendar
-        self.attempts("calendar", calendar)
+        # The round's interviews as announced (version 1) and added to the calendar, under faults and kills.
+        self.arm_change_faults()
+        self.attempts("changes", changes)
+        if not self.attempts("calendar-add", calendar, kill=self.rng.random() < 0.5):
+            self.faults["calendar task failed under faults"] += 1
+        self.sim.clear_faults()
         ids = [i for (i,) in self.sql("SELECT id FROM interview.interviews WHERE status = 'scheduled'"
                                       " AND (start_at AT TIME ZONE 'Asia/Shanghai')::date = %s ORDER BY id", day)]  # fmt: skip
         if len(ids) < 3:
@@ -556,10 +562,7 @@ class Chaos:
                  " (SELECT user_id FROM interview.interview_interviewers WHERE interview_id = %s)"
                  " ON CONFLICT DO NOTHING", staff, staff)  # fmt: skip
         self.faults["interviews cancelled, moved, re-staffed"] += 3
-        for kind, options, path in self.rng.sample(CHANGE_FAULTS, self.rng.randint(1, 3)):
-            count = self.rng.randint(1, 3)
-            self.sim.fault(kind, path=path, count=count, **options)
-            self.faults[f"{options.get('errcode', kind)} on {path}"] += count
+        self.arm_change_faults()
         if not self.attempts("changes", changes, kill=self.rng.random() < 0.4):
             self.faults["changes task failed under faults"] += 1
         # Taps on cards of changed interviews: before the correction lands, or after (then WeCom refuses).
@@ -578,13 +581,23 @@ class Chaos:
         def answers() -> None:
             interviews.apply_answers(Claimant("chaos", f"answers-after-changes-{n}", "apply_answers"))
 
-        # The next runs, without faults.
+        # The next runs, without faults; an add a killed worker sent may land until its request times out
+        # (connect + read timeout), and only then does the calendar's list prove it never will.
+        if self.sql("SELECT 1 FROM wecom.calendar_entries WHERE state = 'claimed' AND schedule_id IS NULL"):
+            time.sleep(SETTLE_S)
+            self.checks["waited for adds possibly in flight"] += 1
         for name, task in (("changes-next", changes), ("calendar-next", calendar), ("answers-next", answers)):
             if not self.attempts(name, task):
                 self.violation(n, f"{name} failed without faults")
         self.check_changes(n, {cancel, move, staff})
         adopted = self.sql("SELECT count(*) FROM wecom.calendar_log WHERE action = 'adopt'")[0][0]
         self.checks["schedules adopted after an interrupted add (total)"] = adopted
+
+    def arm_change_faults(self) -> None:
+        for kind, options, path in self.rng.sample(CHANGE_FAULTS, self.rng.randint(1, 3)):
+            count = self.rng.randint(1, 3)
+            self.sim.fault(kind, path=path, count=count, **options)
+            self.faults[f"{options.get('errcode', kind)} on {path}"] += count
 
     def check_changes(self, n: int, changed: set[int]) -> None:
         live: dict[int, list[dict]] = {}
@@ -808,7 +821,8 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_database("wecom_chaos") as db_url, simulator_process(*sim_args) as sim_url:
         organizer = sorted(u["userid"] for u in generate_org(**ORG).users.values())[0]
         connections = {"wecom_default": wecom_conn_json(sim_url, max_retries=3, retry_backoff=0.1, **CALLBACK_SECRETS,
-                                                        calendar_organizer=organizer),
+                                                        calendar_organizer=organizer, connect_timeout=CONNECT_TIMEOUT_S,
+                                                        read_timeout=READ_TIMEOUT_S),
                        "wecom_warehouse": postgres_conn_json(db_url)}  # fmt: skip
         with airflow_connections(**connections):
             sim = SimulatorAdmin(sim_url)

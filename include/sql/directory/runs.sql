@@ -38,6 +38,10 @@ UPDATE wecom.sync_runs SET events_applied = %(events_applied)s WHERE sync_run_id
 -- name: events_ever_applied
 SELECT EXISTS (SELECT 1 FROM wecom.sync_runs WHERE kind = 'incremental');
 
+-- name: synced_before
+-- Drift needs a directory to drift from: the first full sync loads everything, and that is no drift.
+SELECT EXISTS (SELECT 1 FROM wecom.sync_runs WHERE kind = 'full' AND status = 'succeeded');
+
 -- name: drift
 -- Inside the merge's transaction, after it: the members and departments it wrote (every row it wrote
 -- carries now(), every version it closed ends at now()), counted as callback events name them. A member

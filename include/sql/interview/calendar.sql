@@ -26,7 +26,10 @@ INSERT INTO wecom.app_calendars (cal_id, organizer) VALUES (%(cal_id)s, %(organi
 
 -- name: claimed
 -- Entries whose schedule/add may have reached WeCom without its answer coming back (a crash, a lost answer).
-SELECT interview_id, claim::text AS claim FROM wecom.calendar_entries
+-- A claim younger than a request can take may still have an add in flight: absent from the list proves
+-- nothing yet.
+SELECT interview_id, claim::text AS claim, claimed_at > now() - make_interval(secs => %(settle)s) AS young
+FROM wecom.calendar_entries
 WHERE state = 'claimed' AND schedule_id IS NULL AND cal_id = %(cal_id)s;
 
 -- name: to_sync

@@ -54,13 +54,17 @@ def apply_snapshot(
     start = {"dag_run_id": dag_run_id, "kind": kind}
     sync_run_id = conn.execute(statements["start_run"], start).fetchone()[0]
     try:
-        drift = kind == "full" and (expect_events or _events_ever_applied(conn))
+        drift = kind == "full" and _synced_before(conn) and (expect_events or _events_ever_applied(conn))
         result = _apply(conn, snapshot_id, sync_run_id, guard, events or [], drift)
     except Exception as exc:
         _record_failure(conn, sync_run_id, exc)
         raise
     conn.execute(statements["run_succeeded"], {"drift": None, **result, "sync_run_id": sync_run_id})
     return {**result, "sync_run_id": sync_run_id}
+
+
+def _synced_before(conn: Any) -> bool:
+    return conn.execute(sql.statements(RUNS)["synced_before"]).fetchone()[0]
 
 
 def _events_ever_applied(conn: Any) -> bool:

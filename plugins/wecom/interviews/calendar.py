@@ -7,7 +7,9 @@ change, ``oa/schedule/del`` for a cancellation. WeCom's ``schedule/add`` has no 
 *claimed* first (the claim, a uuid, goes into the schedule's description), called once (never retried
 blind) and its id recorded after; a claim left without an id (a worker killed, an answer lost) is settled by
 reading the calendar's own list: the schedule carrying the claim is adopted, any second one deleted, and
-only when none is there is it added again. One sync runs at a time (a session advisory lock)."""
+only when none is there, and the claim is older than any request can take (the connection's connect and
+read timeouts: an add sent by a killed worker may still land until then), is it added again. One sync runs
+at a time (a session advisory lock)."""
 
 from __future__ import annotations
 
@@ -67,11 +69,16 @@ def _sync(hook: WeComHook, wh: Any, organizer: str, remind_seconds: int, limit: 
     cal_id = None
     try:
         cal_id = _calendar(hook, wh, organizer)
-        counts.update(_reconcile(hook, wh, cal_id))
+        settle = hook.settings.connect_timeout + hook.settings.read_timeout
+        reconciled, in_flight = _reconcile(hook, wh, cal_id, settle)
+        counts.update(reconciled)
         if counts["adopted"]:  # adopted entries are behind: read again what is to do
             rows = warehouse.dict_rows(wh, CALENDAR, "to_sync", {"limit": limit})
         who = people(wh, sorted({p for row in rows for p in row["panel"]}))
         for row in rows:
+            if row["interview_id"] in in_flight:
+                counts["pending"] += 1  # its add may still land: the next attempt looks again
+                continue
             counts[_sync_one(hook, wh, cal_id, row, who, remind_seconds)] += 1
     except WeComConfigError as exc:
         if exc.errcode not in SCHEDULE_FORBIDDEN:
@@ -102,21 +109,27 @@ def _calendar(hook: WeComHook, wh: Any, organizer: str) -> str:
     return cal_id
 
 
-def _reconcile(hook: WeComHook, wh: Any, cal_id: str) -> Counter[str]:
-    """Claims left without a schedule id: adopt the schedule carrying the claim, delete any second one."""
+def _reconcile(hook: WeComHook, wh: Any, cal_id: str, settle: float) -> tuple[Counter[str], set[int]]:
+    """Claims left without a schedule id: adopt the schedule carrying the claim, delete any second one.
+    Also returns the claims found in no schedule yet young enough for an add still in flight."""
     counts: Counter[str] = Counter()
-    claimed = dict(_run(wh, "claimed", cal_id=cal_id).fetchall())
+    rows = _run(wh, "claimed", cal_id=cal_id, settle=settle).fetchall()
+    claimed = {interview_id: claim for interview_id, claim, _ in rows}
+    young = {interview_id for interview_id, _, is_young in rows if is_young}
     if not claimed:
-        return counts
+        return counts, set()
     by_claim: dict[str, list[str]] = defaultdict(list)
     for schedule in _listed(hook, cal_id):
         for claim in claimed.values():
             if schedule.get("status", 0) == 0 and f"ref {claim}" in (schedule.get("description") or ""):
                 by_claim[claim].append(str(schedule["schedule_id"]))
+    in_flight = set()
     for interview_id, claim in claimed.items():
         found = by_claim.get(claim, [])
         if not found:
-            continue  # the add never reached WeCom: it is made again
+            if interview_id in young:
+                in_flight.add(interview_id)
+            continue  # old enough: the add never reached WeCom, it is made again
         _run(wh, "adopt", interview_id=interview_id, schedule_id=found[0])
         _log(wh, interview_id, None, "adopt", found[0], "found by its claim after an interrupted add")
         counts["adopted"] += 1
@@ -124,7 +137,7 @@ def _reconcile(hook: WeComHook, wh: Any, cal_id: str) -> Counter[str]:
             hook.delete_schedule(extra)
             _log(wh, interview_id, None, "remove_duplicate", extra, "a second schedule for the same claim")
             counts["duplicates_removed"] += 1
-    return counts
+    return counts, in_flight
 
 
 def _listed(hook: WeComHook, cal_id: str) -> list[dict[str, Any]]:
