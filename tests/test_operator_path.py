@@ -206,6 +206,7 @@ def test_make_demo_then_its_psql_hint_works_until_make_demo_stop(demo_dir):
     with psycopg.connect(hint) as conn:  # the hint works after the command has finished
         assert conn.execute("SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL").fetchone()[0] == 300
     assert "make demo-stop" in demo.stdout
+    _assert_demo_shows_the_loop(demo.stdout, hint)  # the block at the end of this file
     stop = subprocess.run(
         ["make", "demo-stop"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -216,3 +217,58 @@ def test_make_demo_then_its_psql_hint_works_until_make_demo_stop(demo_dir):
         ["make", "demo-clean"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert clean.returncode == 0 and not demo_dir.exists(), clean.stdout + clean.stderr
+
+
+# --- `make demo` shows the two-way loop (issue 21, item 9) ------------------------------------------------
+# Its own block, called from test_make_demo_then_its_psql_hint_works_until_make_demo_stop: what the output
+# says about the loop, checked against the database its psql hint names.
+
+
+def _assert_demo_shows_the_loop(stdout: str, db_url: str) -> None:
+    cancelled, moved = map(
+        int, re.search(r"Two reminder cards answered \(interviews (\d+) and (\d+)", stdout).groups()
+    )
+    # A tapped card's answer: recorded, and shown on the card; the decline told to the recruiter.
+    assert re.search(
+        rf'interview {cancelled}: \S+ answered confirmed at .*shows "已确认 \d\d:\d\d" \(updated\)', stdout
+    )
+    assert re.search(
+        rf'interview {moved}: \S+ answered declined at .*shows "已告知无法参加" \(updated\)', stdout
+    )
+    assert "the decline reached the recruiter" in stdout
+    # The contact change reaching the directory through the receiver.
+    moved_member = re.search(
+        r"wecom\.users: (\S+) \S+, 招聘经理, (\S+) \(was .*applied .* by incremental sync run", stdout
+    )
+    assert moved_member, stdout[-4000:]
+    # The corrected cards, the notices and the calendars after the platform's changes.
+    assert re.search(rf'card for {cancelled}: "已确认 \d\d:\d\d" -> "已取消"', stdout)
+    assert re.search(rf'card for {moved}: "已告知无法参加" -> "已改期至 \d\d-\d\d 15:00"', stdout)
+    assert re.search(rf'notice of {cancelled} cancelled to \S+: sent at .* "面试已取消"', stdout)
+    assert re.search(rf'notice of {moved} moved to \S+: sent at .* "面试已改期"', stdout)
+    calendars = re.findall(
+        r"WeCom calendar for \d\d-\d\d \(SimulatorAdmin.calendar\): before (.*); after (.*)", stdout
+    )
+    assert len(calendars) == 2, stdout[-4000:]
+    assert calendars[0][0].startswith("09:00-10:00 面试 Interview") and calendars[0][1] == "(nothing)"
+    assert calendars[1][0].startswith("09:00-10:00 面试 Interview") and calendars[1][1].startswith(
+        "15:00-16:00 面试"
+    )
+    # Where to look: the queries and the simulator's pages.
+    assert f"wecom.interview_changes WHERE interview_id IN ({cancelled}, {moved});" in stdout
+    assert "/_admin/cards" in stdout and "/_admin/calendar?userid=" in stdout
+    assert "callback_token" not in stdout and "callback_aes_key" not in stdout
+    with psycopg.connect(db_url) as conn:
+        answers = dict(conn.execute("SELECT interview_id, choice FROM wecom.reminder_responses"
+                                    " WHERE interview_id = ANY(%s)", ([cancelled, moved],)).fetchall())  # fmt: skip
+        assert answers == {cancelled: "confirmed", moved: "declined"}
+        notices = conn.execute("SELECT interview_id, changes, notice FROM wecom.interview_changes"
+                               " WHERE interview_id = ANY(%s) ORDER BY 1", ([cancelled, moved],)).fetchall()  # fmt: skip
+        assert notices == [(cancelled, ["cancelled"], "sent"), (moved, ["moved"], "sent")]
+        calendar = dict(conn.execute("SELECT interview_id, state || ' ' || sync_state FROM wecom.calendar_sync"
+                                     " WHERE interview_id = ANY(%s)", ([cancelled, moved],)).fetchall())  # fmt: skip
+        assert calendar == {cancelled: "deleted in step", moved: "synced in step"}
+        member = conn.execute("SELECT u.position, d.name FROM wecom.users u JOIN wecom.departments d"
+                              " ON d.department_id = u.main_department WHERE u.userid = %s",
+                              (moved_member.group(1),)).fetchone()  # fmt: skip
+        assert member == ("招聘经理", moved_member.group(2))

@@ -1,18 +1,24 @@
 """``make demo``, ``make airflow`` and ``make demo-stop``: the whole pipeline on an embedded default.
 
 PostgreSQL (the one given in WECOM_TEST_DATABASE_URL, else 127.0.0.1:5432, else a private cluster in
-``.demo/pg``), the WeCom simulator with a demo org, demo interviews, and an AIRFLOW_HOME in
-``.demo/airflow`` with the connections and the ``wecom_api`` pool. ``run`` syncs the directory, sends
-today's digest and a window of reminders with ``airflow dags test`` and prints a summary (a private cluster
-stays up for the queries it suggests; ``stop`` stops it); ``airflow`` runs ``airflow standalone`` on the
-same setup until Ctrl-C or SIGTERM, then stops everything it started. All can be run again.
-``WECOM_DEMO_DIR`` moves ``.demo``.
+``.demo/pg``), the WeCom simulator with a demo org, demo interviews, the callback receiver the simulator
+posts WeCom's callbacks to, and an AIRFLOW_HOME in ``.demo/airflow`` with the connections (``wecom_default``
+with callback secrets made for the run and a ``calendar_organizer``) and the ``wecom_api`` pool. ``run``
+syncs the directory, sends today's digest and a window of reminders (answerable cards) with ``airflow dags
+test``, then shows the two-way loop: two cards tapped and their answers, a member's move reaching the
+directory through the callbacks, and the two interviews cancelled and moved on the platform (corrected
+cards, notices, the interviewers' WeCom calendars before and after), and prints a summary with where to
+look (a private cluster stays up for the queries it suggests; ``stop`` stops it). ``airflow`` runs
+``airflow standalone`` on the same setup until Ctrl-C or SIGTERM, then stops everything it started. All can
+be run again. ``WECOM_DEMO_DIR`` moves ``.demo``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -20,24 +26,33 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic, sleep
 
 import psycopg
 import requests
 
+from wecom import sql
 from wecom.interviews.render import LOCAL_TZ
 from wecom_dev import demo_data
-from wecom_dev.environment import org_args, postgres_conn_json, simulator_process, wecom_conn_json
+from wecom_dev.airflow_cli import BIN, WINDOW, airflow, dags_test
+from wecom_dev.demo_loop import Loop
+from wecom_dev.environment import (
+    org_args,
+    postgres_conn_json,
+    simulator_process,
+    start_receiver,
+    wecom_conn_json,
+)
 from wecom_dev.platform import create_platform_schema
 from wecom_dev.postgres import Server, find_server, running_cluster
-from wecom_dev.processes import MARKER, report_stop, stop_tree, sweep
-from wecom_simulator.org import generate_org
+from wecom_dev.processes import MARKER, free_port, report_stop, stop_tree, sweep
+from wecom_simulator import SimulatorAdmin
+from wecom_simulator.org import Org, generate_org
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = Path(os.environ.get("WECOM_DEMO_DIR") or ROOT / ".demo").resolve()
-BIN = Path(sys.executable).parent
 AIRFLOW_MARKER = "WECOM_DEMO_AIRFLOW"
 ORG = {"users": 300, "departments": 30, "seed": 1}
 DATABASE = "wecom_demo"
@@ -51,7 +66,7 @@ def database(server: Server) -> str:
     return server.database_url(DATABASE)
 
 
-def airflow_env(db_url: str, sim_url: str) -> dict[str, str]:
+def airflow_env(db_url: str, sim_url: str, **wecom_extra: str) -> dict[str, str]:
     home = DEMO / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     return {
@@ -61,67 +76,121 @@ def airflow_env(db_url: str, sim_url: str) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url),
+        "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url, **wecom_extra),
         "AIRFLOW_CONN_WECOM_WAREHOUSE": postgres_conn_json(db_url),
         "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(db_url),
     }  # fmt: skip
 
 
-def airflow(env: dict[str, str], *args: str, quiet: bool = True) -> None:
-    command = [str(BIN / "airflow"), *args]
-    result = subprocess.run(command, env=env, capture_output=quiet, text=True)
-    if result.returncode != 0:
-        tail = (result.stdout or "")[-3000:] + (result.stderr or "")[-3000:] if quiet else ""
-        raise SystemExit(f"`airflow {' '.join(args)}` failed:\n{tail}")
+def callback_secrets() -> dict[str, str]:
+    """The app's callback Token and EncodingAESKey, made for the run (the simulator and the receiver live as
+    long as it does). Demo secrets, but secrets: never printed."""
+    return {
+        "callback_token": secrets.token_hex(16),
+        "callback_aes_key": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
+    }
+
+
+def calendar_organizer(org: Org) -> str:
+    """Whose WeCom calendar holds the interviews: the leader of the root department."""
+    return org.departments[1]["department_leader"][0]
+
+
+@contextmanager
+def receiver(env: dict[str, str], sim_url: str, secret: dict[str, str]) -> Iterator[str]:
+    """``wecom-callback-receiver`` on a free port (its log in ``.demo``), with the simulator posting WeCom's
+    callbacks to it: contact changes and card taps land in ``wecom.callback_events``. Yields its URL."""
+    port = free_port()
+    with open(DEMO / "receiver.log", "ab") as log:
+        process = start_receiver(port, log, env, new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/wecom/callback"
+        SimulatorAdmin(sim_url).send_callbacks(url, secret["callback_token"], secret["callback_aes_key"])
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 @contextmanager
 def setup(keep_database: bool) -> Iterator[tuple[Server, str, str, dict[str, str]]]:
-    """Database, simulator, demo data and Airflow home; a private cluster started here is stopped at the
-    end unless ``keep_database`` (then ``stop`` stops it)."""
+    """Database, simulator, demo data, Airflow home and the callback receiver; a private cluster started
+    here is stopped at the end unless ``keep_database`` (then ``stop`` stops it)."""
+    org = generate_org(**ORG)
     server = find_server(data_dir=DEMO / "pg")
     try:
         db_url = database(server)
         with simulator_process(
             *org_args(**ORG), "--port", os.environ.get("WECOM_SIMULATOR_PORT", "0")
         ) as sim_url:
-            seed_interviews(db_url)
-            env = airflow_env(db_url, sim_url)
-            print(f"PostgreSQL: {db_url}\nWeCom simulator: {sim_url}")
+            seed_interviews(db_url, org)
+            forget_earlier_calendar(db_url)
+            secret = callback_secrets()
+            organizer = calendar_organizer(org)
+            env = airflow_env(db_url, sim_url, calendar_organizer=organizer, **secret)
+            print(f"PostgreSQL: {db_url}\nWeCom simulator: {sim_url} (what WeCom shows: /_admin/cards, "
+                  "/_admin/calendar?userid=..., /_admin/messages?userid=...)")  # fmt: skip
             print("Preparing Airflow (metadata DB, pool wecom_api)...", flush=True)
             airflow(env, "db", "migrate")
             airflow(env, "pools", "set", "wecom_api", "4", "WeCom API calls")
-            yield server, db_url, sim_url, env
+            with receiver(env, sim_url, secret) as callback_url:
+                print(f"Callback receiver: {callback_url} (the app's callback URL: WeCom posts card taps and"
+                      f" contact changes there; log: {DEMO / 'receiver.log'})\nInterview calendar organizer:"
+                      f" {organizer} (leader of {org.departments[1]['name']})")  # fmt: skip
+                yield server, db_url, sim_url, env
     finally:
         if server.started_here and not keep_database:
             server.stop()
 
 
-def seed_interviews(db_url: str) -> None:
+def seed_interviews(db_url: str, org: Org) -> None:
+    """Four weeks of interviews around today, each day's the same whenever generated (an earlier run's
+    announcements stay true); the interviews earlier demo runs added are kept as they left them."""
     today = datetime.now(LOCAL_TZ).date()
-    org = generate_org(users=ORG["users"], departments=ORG["departments"], seed=ORG["seed"])
     data = demo_data.generate(org, first_day=today - timedelta(days=14), days=28, interviewers=120, per_day=40,
-                              seed=ORG["seed"])  # fmt: skip
+                              seed=ORG["seed"], by_day=True)  # fmt: skip
     with psycopg.connect(db_url, autocommit=True) as conn:
         create_platform_schema(conn)
-        demo_data.load(conn, data)
+        demo_data.load(conn, data, keep_from=demo_data.LOOP_FIRST_ID)
+
+
+def forget_earlier_calendar(db_url: str) -> None:
+    """Each run's simulator is a new WeCom: the interview calendar an earlier run made is not in it. Retire
+    it as the pipeline does when WeCom says its calendar is gone, so that the interviews go into a new one."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('wecom.app_calendars')").fetchone()[0] is None:
+            return
+        note = "the demo started a new WeCom simulator: this calendar is not in it"
+        params = {"cal_id": None, "organizer": "", "note": note}  # organizer <> '': every current calendar
+        conn.execute(sql.statement("interview/calendar.sql", "retire_calendars"), params)
+
+
+def next_working_day() -> date:
+    day = datetime.now(LOCAL_TZ).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
 
 
 def run() -> None:
+    began = monotonic()
     with setup(keep_database=True) as (server, db_url, sim_url, env):
-        tomorrow = datetime.now(LOCAL_TZ).date() + timedelta(days=1)
-        window = datetime.combine(tomorrow, time(8, 23), tzinfo=LOCAL_TZ)  # reminds of 08:53-09:03 interviews
-        steps = [
-            ("directory sync", ["dags", "test", "wecom_directory_sync"]),
-            ("today's digest", ["dags", "test", "interview_daily_digest"]),
-            (f"reminders for {window:%Y-%m-%d %H:%M}-{window + timedelta(minutes=10):%H:%M}",
-             # a manual run's data interval is the one that ends at the date given
-             ["dags", "test", "interview_reminders", (window + timedelta(minutes=10)).isoformat()]),
-        ]  # fmt: skip
-        for label, args in steps:
-            print(f"Running {label} (airflow {' '.join(args)})...", flush=True)
-            airflow(env, *args)
-        summary(db_url, sim_url)
+        run_started = datetime.now(UTC)
+        day = next_working_day()
+        first = datetime.combine(day, time(8, 23), tzinfo=LOCAL_TZ)  # reminds of 08:53-09:03 interviews
+        dags_test(env, "the directory sync", "wecom_directory_sync")
+        dags_test(env, "today's digest", "interview_daily_digest")
+        loop = Loop.add(db_url, day)
+        # A manual run's data interval is the one that ends at the date given.
+        dags_test(env, f"reminders for {first:%Y-%m-%d %H:%M}-{first + WINDOW:%H:%M}", "interview_reminders",
+                  (first + WINDOW).isoformat())  # fmt: skip
+        transferred = loop.show(db_url, sim_url, env, first + WINDOW)
+        summary(db_url, sim_url, run_started, loop, transferred)
+        print(f"\n`make demo` took {monotonic() - began:.0f} s.")
         if server.data_dir is not None:
             print(
                 f"\nThe private PostgreSQL in {DEMO / 'pg'} keeps running for these queries and `make airflow`;"
@@ -129,31 +198,38 @@ def run() -> None:
             )
 
 
-def summary(db_url: str, sim_url: str) -> None:
-    from wecom_simulator import SimulatorAdmin
-
+def summary(db_url: str, sim_url: str, run_started: datetime, loop: Loop, transferred: str) -> None:
     with psycopg.connect(db_url) as conn:
-        one = lambda q: conn.execute(q).fetchone()[0]  # noqa: E731
+        one = lambda q, *a: conn.execute(q, a).fetchone()[0]  # noqa: E731
         members = one("SELECT count(*) FROM wecom.users WHERE deleted_at IS NULL")
         departments = one("SELECT count(*) FROM wecom.departments WHERE deleted_at IS NULL")
         ledger = dict(conn.execute("SELECT split_part(dedup_key, ':', 1) || '/' || status, count(*)"
                                    " FROM wecom.message_log GROUP BY 1").fetchall())  # fmt: skip
         unmapped = one("SELECT count(*) FROM wecom.unmapped_interviewers")
-        as_markdown = one("SELECT count(*) FROM wecom.message_log WHERE errcode = 43012 AND status = 'sent'")
+        cards = one("SELECT count(*) FROM wecom.reminder_cards WHERE created_at >= %s", run_started)
+        as_markdown = one("SELECT count(*) FROM wecom.message_log WHERE errcode = 43012 AND status = 'sent'"
+                          " AND sent_at >= %s", run_started)  # fmt: skip
+        organizer = one("SELECT max(organizer) FROM wecom.app_calendars WHERE retired_at IS NULL")
+        in_calendar = one("SELECT count(*) FROM wecom.calendar_sync WHERE state = 'synced'"
+                          " AND sync_state = 'in step' AND starts_at > now()")  # fmt: skip
     stats = SimulatorAdmin(sim_url).stats()
     print("\n=== WeCom demo: done ===")
     print(f"Directory synced: {members} members, {departments} departments")
     print(f"In the delivery ledger (every demo run so far): {ledger.get('digest/sent', 0)} digests, "
-          f"{ledger.get('leader-digest/sent', 0)} leader summaries, {ledger.get('reminder/sent', 0)} reminders and "
+          f"{ledger.get('leader-digest/sent', 0)} leader summaries, {ledger.get('reminder/sent', 0)} reminders, "
+          f"{ledger.get('change/sent', 0)} change notices, {ledger.get('decline/sent', 0)} declines told and "
           f"{ledger.get('feedback/sent', 0)} feedback nudges sent; "
           f"{sum(v for k, v in ledger.items() if k.endswith('/expired'))} expired")  # fmt: skip
-    if as_markdown:
-        print(f"{as_markdown} reminder(s) went out as markdown instead of answerable cards: the demo's WeCom app "
-              "has no callback URL (errcode 43012, recorded in the ledger); `make e2e` shows cards answered")  # fmt: skip
+    fallback = f"; {as_markdown} went out as markdown instead (errcode 43012)" if as_markdown else ""
+    print(f"Reminder cards this run: {cards}, answerable in WeCom (the app's callback URL is the receiver)"
+          f"{fallback}")  # fmt: skip
+    print(f"In the app's WeCom calendar (organizer {organizer}, interviewers as attendees): {in_calendar}"
+          " upcoming interviews, each in step with the platform (wecom.calendar_sync)")  # fmt: skip
     print(f"Interviewers without a WeCom mapping: {unmapped}")
     print(f"This run: the simulator delivered {stats['delivered']} messages (what an earlier run sent is never "
           f"sent again), silently dropped {stats['silent_drops']}, and was asked for "
           f"{stats['calls'].get('gettoken', 0)} token(s)")  # fmt: skip
+    ids = f"{loop.cancelled}, {loop.moved}"
     print(f"\nLook in SQL (psql {db_url}):")
     for query in (
         "SELECT * FROM wecom.department_headcount ORDER BY total_headcount DESC LIMIT 10;",
@@ -161,8 +237,27 @@ def summary(db_url: str, sim_url: str) -> None:
         "SELECT * FROM wecom.sync_runs;",
         "SELECT * FROM wecom.message_deliveries;",
         "SELECT * FROM wecom.unmapped_interviewers;",
+        "-- the loop: the answers, the declines and who was told, the changes and their notices, the cards",
+        "SELECT * FROM wecom.reminder_status WHERE {loop};",
+        "SELECT * FROM wecom.reminder_declines;",
+        "SELECT * FROM wecom.interview_changes WHERE {loop};",
+        "SELECT task_id, userid, correction, correction_status FROM wecom.reminder_cards WHERE {loop};",
+        "SELECT * FROM wecom.calendar_sync ORDER BY starts_at LIMIT 20;",
+        "SELECT * FROM wecom.users_history WHERE userid = '{member}' ORDER BY valid_from;",
+        "SELECT event_id, event, change_type, userid, received_at, processed_at, processed_by"
+        " FROM wecom.callback_events ORDER BY event_id DESC LIMIT 10;",
     ):
-        print(f"  {query}")  # fmt: skip
+        print("  " + query.format(loop=f"interview_id IN ({ids})", member=transferred))
+    print("Look in WeCom, the simulator's admin pages (JSON). This run's simulator stopped with it: `make"
+          " airflow` starts one on the same data and prints its URL; there the same pages show what that"
+          " session sends:")  # fmt: skip
+    for page in (
+        "/_admin/cards  (every card, and what each recipient sees instead of its buttons)",
+        f"/_admin/calendar?userid={loop.b.userid}  (one member's WeCom calendar)",
+        f"/_admin/messages?userid={loop.a.userid}  (what one member received: reminders, notices)",
+        "/_admin/callbacks  (the callbacks WeCom posted to the receiver)",
+    ):
+        print(f"  {page}")
     print("Then `make airflow` to see the DAGs in the Airflow UI.")
 
 

@@ -3,6 +3,11 @@
 Interviewers are members of the simulated org: most match by email, some only by mobile, a few not at
 all (they show up as unmapped). Interviews fall on working days in Asia/Shanghai working hours, with
 panels of one to three, cancellations, reschedules and missing feedback.
+
+``by_day=True`` makes each day's interviews a function of the day alone (ids and times included), so data
+generated again on another day agrees on the days both cover: the demo's kept database, whose pipeline
+compares the platform's interviews with what it announced, sees no change that did not happen. Interviews
+the demo adds while it runs (ids from ``LOOP_FIRST_ID``) are kept when ``load`` reloads the rest.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 from wecom.interviews.render import LOCAL_TZ
 from wecom_simulator.org import Org
 
+LOOP_FIRST_ID = 9_000_001  # interviews the demo adds while it runs; below: generated ones
+BY_DAY_EPOCH = date(2024, 1, 1)  # by_day ids count days from here
 POSITIONS = [
     "后端工程师",
     "前端工程师",
@@ -50,7 +57,10 @@ def generate(
     per_day: int = 150,
     now: datetime | None = None,
     seed: int = 1,
+    by_day: bool = False,
 ) -> DemoData:
+    if by_day and first_day < BY_DAY_EPOCH:
+        raise ValueError(f"by_day numbers the days from {BY_DAY_EPOCH}")
     rng = random.Random(seed)
     now = now or datetime.now(LOCAL_TZ)
     data = DemoData()
@@ -71,6 +81,9 @@ def generate(
         day = first_day + timedelta(days=offset)
         if day.weekday() >= 5:
             continue
+        if by_day:  # the day's own random sequence and id range: the same whenever it is generated
+            rng = random.Random(f"{seed}:{day.isoformat()}")
+            interview_id = (day - BY_DAY_EPOCH).days * per_day
         for _ in range(per_day):
             interview_id += 1
             start = datetime.combine(day, time(9), tzinfo=LOCAL_TZ) + timedelta(
@@ -99,9 +112,25 @@ def generate(
     return data
 
 
-def load(conn: Any, data: DemoData) -> None:
-    """Replace the platform tables' contents with the demo data (COPY, one transaction)."""
+def load(conn: Any, data: DemoData, keep_from: int | None = None) -> None:
+    """Replace the platform tables' contents with the demo data (COPY, one transaction). With
+    ``keep_from``, interviews with an id from there on (and their panels) are kept as they are; those of
+    them that ended are marked finished, as the platform would."""
     with conn.transaction(), conn.cursor() as cur:
+        kept: list[tuple[Any, ...]] = []
+        panels: list[tuple[Any, ...]] = []
+        if keep_from is not None:
+            kept = cur.execute(
+                "SELECT id, position, candidate_name, start_at, end_at, CASE WHEN status = 'scheduled' AND"
+                " end_at < now() THEN 'finished' ELSE status END, room_url, recruiter_id, created_at,"
+                " updated_at FROM interview.interviews WHERE id >= %s ORDER BY id",
+                (keep_from,),
+            ).fetchall()
+            panels = cur.execute(
+                "SELECT interview_id, user_id FROM interview.interview_interviewers WHERE interview_id >= %s"
+                " ORDER BY id",
+                (keep_from,),
+            ).fetchall()
         cur.execute("TRUNCATE interview.feedbacks, interview.interview_interviewers, interview.interviews, "
                     "interview.users RESTART IDENTITY")  # fmt: skip
         copies = [
@@ -115,6 +144,16 @@ def load(conn: Any, data: DemoData) -> None:
             with cur.copy(f"COPY {target} FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+        users = {row[0] for row in data.users}  # the same ones as before, unless the demo's org changed
+        cur.executemany(
+            "INSERT INTO interview.interviews (id, position, candidate_name, start_at, end_at, status, room_url,"
+            " recruiter_id, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(*row[:7], row[7] if row[7] in users else None, *row[8:]) for row in kept],
+        )
+        cur.executemany(
+            "INSERT INTO interview.interview_interviewers (interview_id, user_id) VALUES (%s, %s)",
+            [row for row in panels if row[1] in users],
+        )
         for table in ("users", "interviews", "interview_interviewers", "feedbacks"):
             reset = f"SELECT setval('interview.{table}_id_seq', coalesce((SELECT max(id) FROM interview.{table}), 1))"  # noqa: S608 - fixed table names
             cur.execute(reset)

@@ -93,12 +93,15 @@ def simulator_process(*args: str) -> Iterator[str]:
 
 
 def start_receiver(
-    port: int, out: IO | int | None = None, env: dict[str, str] | None = None
+    port: int, out: IO | int | None = None, env: dict[str, str] | None = None, *, new_session: bool = False
 ) -> subprocess.Popen:
     """``wecom-callback-receiver`` as deployed, in its own process, once its ``/health`` answers (the
-    caller stops it: a chaos run kills and restarts it on the same port)."""
+    caller stops it: a chaos run kills and restarts it on the same port). ``new_session``: out of the
+    caller's process group, so a terminal's Ctrl-C reaches only the caller, which stops it in order."""
     command = [str(Path(sys.executable).parent / "wecom-callback-receiver"), "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=new_session
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
