@@ -80,7 +80,7 @@ def test_a_schedule_is_whole_and_within_wecoms_limits():
     long = version(candidate_name="名" * 400, room_url="https://x/" + "r" * 500)
     fields = changes.schedule_fields(long, ["alice"], "claim-1", 900)
     assert len(fields["summary"]) <= 128 and len(fields["location"]) <= 128
-    assert len(fields["description"]) <= 1000 and "ref claim-1" in fields["description"]
+    assert len(fields["description"]) <= 512 and fields["description"].endswith("\nref claim-1")
     assert fields["start_time"] == int(T0.timestamp()) and fields["attendees"] == [{"userid": "alice"}]
     assert fields["reminders"]["remind_before_event_secs"] == 900
     assert fields["reminders"]["remind_time_diffs"] == [-900]
@@ -288,3 +288,56 @@ def test_an_add_that_never_reached_wecom_is_made_again_only_once_no_request_can_
     cal.sql("UPDATE wecom.calendar_entries SET claimed_at = claimed_at - interval '1 minute'")
     assert sync() == {"calendar": "on", "calendar_added": 1}
     assert sorted(live(cal)) == ["1", "2", "3", "4"] and all(len(s) == 1 for s in live(cal).values())
+
+
+def test_a_card_follows_every_later_version_and_one_sent_beside_a_change_is_caught(w):  # noqa: F811
+    w.remind(REMIND_AT)
+    track(w)
+    w.sql("UPDATE interview.interviews SET start_at = start_at + interval '1 day', end_at = end_at + interval '1 day'"
+          " WHERE id = 2")  # fmt: skip
+    track(w, "c2")
+    assert w.shown(2).startswith("已改期至")
+    w.sql("UPDATE interview.interviews SET status = 'cancelled' WHERE id = 2")  # moved, then cancelled
+    assert track(w, "c3")["cards_superseded"] == 1
+    # The send's code went on the first correction and nobody tapped since: no code is left to show the
+    # second one; the card says so, and the cancellation notice tells the interviewer instead.
+    [(correction, status, note)] = w.sql("SELECT correction, correction_status, correction_note"
+                                         " FROM wecom.reminder_cards WHERE interview_id = 2")  # fmt: skip
+    assert (correction, status) == ("已取消", "not_corrected") and "no usable response code" in note
+    assert any("面试已取消" in m and "候选人2" in m for m in notices(w, w.interviewer))
+
+    # Interview 4's reminder goes out beside a run that already recorded its move: the card names the old
+    # time (the reminder read the platform before the move), and no later run finds a change.
+    w.sql("UPDATE interview.interviews SET start_at = start_at + interval '3 hours' WHERE id = 4")
+    track(w, "c4")
+    w.sql("UPDATE interview.interviews SET start_at = start_at - interval '3 hours' WHERE id = 4")
+    w.remind(REMIND_AT + timedelta(hours=2), run="r2")  # the card for the old time
+    w.sql("UPDATE interview.interviews SET start_at = start_at + interval '3 hours' WHERE id = 4")
+    result = track(w, "c5")
+    assert result["changes_found"] == 0 and result["cards_superseded"] == 1
+    assert w.shown(4).startswith("已改期至")
+
+
+def test_a_new_organizer_moves_the_interviews_without_doubling_them(cal, monkeypatch):
+    from conftest import use_connections
+    from test_reminder_answers import AES_KEY, TOKEN
+
+    track(cal, since=datetime.now(UTC))
+    assert sync()["calendar_added"] == 4
+    use_connections(monkeypatch, cal.sim.url, cal.db_url, callback_token=TOKEN, callback_aes_key=AES_KEY,
+                    token_store="memory", calendar_organizer=cal.leader)  # fmt: skip
+    moved = sync()
+    assert moved["calendar_added"] == 4, moved
+    schedules = live(cal)
+    assert sorted(schedules) == ["1", "2", "3", "4"] and all(len(s) == 1 for s in schedules.values())
+    [current] = [c["cal_id"] for c in cal.admin.calendars() if c["organizer"].lower() == cal.leader]
+    assert {s[0]["cal_id"] for s in schedules.values()} == {current}
+
+
+def test_an_add_wecom_refuses_is_recorded_failed_and_made_next_run(cal):
+    track(cal, since=datetime.now(UTC))
+    cal.admin.fault("errcode", path="oa/schedule/add", count=1, errcode=40058)
+    assert sync() == {"calendar": "on", "calendar_added": 3, "calendar_failed": 1}
+    [(state, note)] = cal.sql("SELECT state, note FROM wecom.calendar_entries WHERE schedule_id IS NULL")
+    assert state == "failed" and "40058" in note
+    assert sync() == {"calendar": "on", "calendar_added": 1}

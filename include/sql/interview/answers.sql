@@ -50,11 +50,15 @@ ON CONFLICT (response_code) DO NOTHING;
 
 -- name: record_answer
 -- The first answer recorded wins: a duplicate, a replay or a second tap changes nothing.
+-- A card a change superseded meanwhile (the detector commits on its own lock) records nothing.
 INSERT INTO wecom.reminder_responses (task_id, interview_id, userid, choice, clicked_at, event_id)
 SELECT task_id, interview_id, userid, %(choice)s, %(clicked_at)s, %(event_id)s
-FROM wecom.reminder_cards WHERE task_id = %(task_id)s
+FROM wecom.reminder_cards WHERE task_id = %(task_id)s AND superseded_at IS NULL
 ON CONFLICT (task_id) DO NOTHING
 RETURNING task_id;
+
+-- name: superseded
+SELECT superseded_at IS NOT NULL FROM wecom.reminder_cards WHERE task_id = %(task_id)s;
 
 -- name: mark_processed
 UPDATE wecom.callback_events SET processed_at = clock_timestamp(), processed_by = %(by)s
@@ -98,7 +102,7 @@ WHERE task_id = %(task_id)s;
 -- name: declines_to_notify
 -- Declines nobody has been told of yet, with what the message names and who should hear it.
 SELECT r.task_id, c.dedup_key, c.userid, c.interview_id, c.starts_at, c.position, c.candidate_name,
-       c.recruiter_userid, c.language,
+       c.recruiter_userid, c.language, c.superseded_at IS NOT NULL AS superseded,
        coalesce(m.platform_name, u.name, c.userid) AS interviewer_name
 FROM wecom.reminder_responses r
 JOIN wecom.reminder_cards c USING (task_id)

@@ -21,6 +21,13 @@ UPDATE wecom.calendar_entries e
 SET schedule_id = NULL, version = NULL, state = 'failed', note = %(note)s
 FROM retired WHERE e.cal_id = retired.cal_id AND e.state <> 'deleted';
 
+-- name: old_calendars_schedules
+-- Before a new organizer's calendar replaces the old one: the old one's live schedules, to delete (else
+-- every interviewer would see each interview twice).
+SELECT e.interview_id, e.schedule_id FROM wecom.calendar_entries e
+JOIN wecom.app_calendars a ON a.cal_id = e.cal_id
+WHERE a.retired_at IS NULL AND a.organizer <> %(organizer)s AND e.schedule_id IS NOT NULL AND e.state <> 'deleted';
+
 -- name: record_calendar
 INSERT INTO wecom.app_calendars (cal_id, organizer) VALUES (%(cal_id)s, %(organizer)s);
 
@@ -32,13 +39,23 @@ SELECT interview_id, claim::text AS claim, claimed_at > now() - make_interval(se
 FROM wecom.calendar_entries
 WHERE state = 'claimed' AND schedule_id IS NULL AND cal_id = %(cal_id)s;
 
+-- name: readded_lately
+-- An add made again after an interrupted one: a late arrival of the first would be a second schedule, so
+-- the calendar's list is read for an hour after it.
+SELECT EXISTS (SELECT 1 FROM wecom.calendar_log WHERE action = 'readd' AND at > now() - interval '1 hour');
+
+-- name: known_claims
+SELECT claim::text, interview_id, schedule_id FROM wecom.calendar_entries WHERE cal_id = %(cal_id)s;
+
 -- name: to_sync
--- Interviews whose calendar entry does not show their newest version: upcoming ones to add or update,
--- cancelled ones to delete.
+-- Interviews (with a version ending from a day ago on: the index) whose calendar entry does not show their
+-- newest version: upcoming ones to add or update, cancelled ones to delete.
 SELECT n.interview_id, n.version, n.status, n.starts_at, n.ends_at, n.room_url, n.position, n.candidate_name,
        n.panel, e.schedule_id, e.claim::text AS claim, e.state
-FROM wecom.interview_now n
-LEFT JOIN wecom.calendar_entries e USING (interview_id)
+FROM (SELECT DISTINCT interview_id FROM wecom.interview_versions WHERE ends_at > now() - interval '1 day') recent
+CROSS JOIN LATERAL (SELECT * FROM wecom.interview_versions v WHERE v.interview_id = recent.interview_id
+                    ORDER BY v.version DESC LIMIT 1) n
+LEFT JOIN wecom.calendar_entries e ON e.interview_id = n.interview_id
 WHERE CASE WHEN e.interview_id IS NULL THEN n.status = 'scheduled' AND n.ends_at > now()
            WHEN n.status = 'cancelled' THEN e.state <> 'deleted'
            ELSE n.ends_at > now() AND (e.version IS DISTINCT FROM n.version OR e.state <> 'synced') END
@@ -67,11 +84,17 @@ UPDATE wecom.calendar_entries SET schedule_id = %(schedule_id)s, version = NULL,
 WHERE interview_id = %(interview_id)s AND schedule_id IS NULL;
 
 -- name: failed
--- Why an interview is not (yet) in the calendar as it is now; the next run tries again.
+-- Why an interview is not (yet) in the calendar as it is now; the next run tries again. A claim whose add
+-- WeCom refused outright created nothing (refused: no longer claimed); one whose add may have landed stays.
 INSERT INTO wecom.calendar_entries AS e (interview_id, claim, cal_id, state, note)
 VALUES (%(interview_id)s, gen_random_uuid(), %(cal_id)s, 'failed', %(note)s)
 ON CONFLICT (interview_id) DO UPDATE
-SET state = CASE WHEN e.state = 'claimed' THEN 'claimed' ELSE 'failed' END, note = excluded.note;
+SET state = CASE WHEN e.state = 'claimed' AND NOT %(refused)s THEN 'claimed' ELSE 'failed' END,
+    note = excluded.note;
+
+-- name: current_members
+-- Of these userids, the directory's current members (a departed attendee would fail the whole add: 60111).
+SELECT lower(userid) FROM wecom.users WHERE lower(userid) = ANY(%(userids)s) AND deleted_at IS NULL;
 
 -- name: log
 INSERT INTO wecom.calendar_log (interview_id, version, action, schedule_id, note)

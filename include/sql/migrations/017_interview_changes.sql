@@ -21,6 +21,7 @@ CREATE TABLE wecom.interview_versions (
 CREATE INDEX interview_versions_unannounced ON wecom.interview_versions (interview_id, version)
     WHERE announced_at IS NULL;
 CREATE INDEX interview_versions_upcoming ON wecom.interview_versions (starts_at);
+CREATE INDEX interview_versions_ending ON wecom.interview_versions (ends_at);
 COMMENT ON TABLE wecom.interview_versions IS 'Each interview as the pipeline saw and announced it: version 1 when first tracked, one more for each change of status, start, end, room or panel (a change undone before the next run is none). Change notices are keyed by (interview, version).';
 COMMENT ON COLUMN wecom.interview_versions.interview_id IS 'Platform interview id.';
 COMMENT ON COLUMN wecom.interview_versions.version IS '1, 2, ...: the version announced.';
@@ -40,14 +41,16 @@ COMMENT ON COLUMN wecom.interview_versions.note IS 'What announcing it did.';
 ALTER TABLE wecom.reminder_cards
     ADD COLUMN superseded_at      timestamptz,
     ADD COLUMN superseded_version integer,
+    ADD COLUMN checked_version    integer,
     ADD COLUMN correction         text,
     ADD COLUMN correction_status  text CHECK (correction_status IN ('pending', 'corrected', 'not_corrected')),
     ADD COLUMN correction_note    text;
-CREATE INDEX reminder_cards_live ON wecom.reminder_cards (interview_id) WHERE superseded_at IS NULL;
+CREATE INDEX reminder_cards_starts ON wecom.reminder_cards (starts_at);
 CREATE INDEX reminder_cards_correction_pending ON wecom.reminder_cards (task_id)
     WHERE correction_status = 'pending';
 COMMENT ON COLUMN wecom.reminder_cards.superseded_at IS 'When a change (cancelled, moved, panel) made this card wrong; a tap on it after that is stale.';
 COMMENT ON COLUMN wecom.reminder_cards.superseded_version IS 'The interview version (wecom.interview_versions) that superseded it.';
+COMMENT ON COLUMN wecom.reminder_cards.checked_version IS 'The newest interview version this card was checked against (each is checked once).';
 COMMENT ON COLUMN wecom.reminder_cards.correction IS 'What the card''s buttons are to show instead (e.g. 已取消 / 已改期至 12-05 14:00).';
 COMMENT ON COLUMN wecom.reminder_cards.correction_status IS 'pending, corrected (the card shows it), not_corrected (see correction_note; the change notice says it).';
 COMMENT ON COLUMN wecom.reminder_cards.correction_note IS 'Why the card could not be corrected, or how it was.';

@@ -49,8 +49,9 @@ def detect_changes(
             cur.executemany(
                 sql.statement(CHANGES, "record_version"), [{**v.row(), "run_id": run_id} for v in found]
             )
-        # Version 1 too: a card may have gone out for a time the interview had before it was first seen.
-        superseded = _supersede_cards(wh, found)
+        # Every card still ahead, not only those of this run's versions (version 1 too: a card may have gone
+        # out for a time the interview had before it was first seen, or beside this run).
+        superseded = _supersede_cards(wh)
     report = {
         "interviews_tracked": len(current),
         "first_seen": sum(1 for v in found if v.version == 1),
@@ -62,24 +63,26 @@ def detect_changes(
     return report
 
 
-def _supersede_cards(wh: Any, versions: list[Version]) -> int:
-    if not versions:
-        return 0
-    who = people(wh, sorted({p for v in versions for p in v.panel}))
+def _supersede_cards(wh: Any) -> int:
+    """Mark the cards the newest versions make wrong, with what they are to show instead."""
     count = 0
-    for version in versions:
-        panel = {who[p].userid for p in version.panel if who[p].userid}
-        for card in warehouse.dict_rows(wh, CHANGES, "live_cards", {"interview_id": version.interview_id}):
-            text = changes.correction(version, card["starts_at"], card["userid"] in panel, card["language"])
-            if text is not None:
-                params = {
-                    "task_id": card["task_id"],
-                    "version": version.version,
-                    "correction": text,
-                    "sent_as_markdown": card["sent_as_markdown"],
-                }
-                wh.execute(sql.statement(CHANGES, "supersede_card"), params)
-                count += 1
+    for card in warehouse.dict_rows(wh, CHANGES, "cards_to_supersede"):
+        newest = Version.from_row({**card, "starts_at": card["n_starts_at"]})
+        text = changes.correction(newest, card["starts_at"], card["on_panel"], card["language"])
+        if text is None or text == card["shown_correction"]:
+            wh.execute(
+                sql.statement(CHANGES, "checked_card"),
+                {"task_id": card["task_id"], "version": newest.version},
+            )
+            continue
+        params = {
+            "task_id": card["task_id"],
+            "version": newest.version,
+            "correction": text,
+            "sent_as_markdown": card["sent_as_markdown"],
+        }
+        wh.execute(sql.statement(CHANGES, "supersede_card"), params)
+        count += 1
     return count
 
 

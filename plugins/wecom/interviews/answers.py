@@ -100,7 +100,12 @@ def _record_click(conn: Any, click: dict[str, Any], cards: dict[str, tuple[str, 
             "event_id": click["event_id"],
         },
     ).fetchone()
-    return "recorded" if recorded else "duplicate: the first answer stands"
+    if recorded:
+        return "recorded"
+    if conn.execute(_statement("superseded"), {"task_id": click["task_id"]}).fetchone()[0]:
+        conn.execute(_statement("correct_again"), {"task_id": click["task_id"]})
+        return "stale: the interview changed after this card; the card is corrected again"
+    return "duplicate: the first answer stands"
 
 
 def update_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:
@@ -200,6 +205,11 @@ def notify_declines(sender: Sender, conn: Any, limit: int = 1000) -> Summary:
     messages: list[Outgoing] = []
     told: dict[str, str] = {}
     for decline in declines:
+        if decline["superseded"]:  # the interview changed before anyone was told: the notice says what is now
+            told[decline["task_id"]] = (
+                "nobody told: the interview changed (cancelled or moved) before the decline was told"
+            )
+            continue
         recipients = (
             [decline["recruiter_userid"]] if decline["recruiter_userid"] else leaders.get(decline["userid"])
         )

@@ -14,7 +14,9 @@ at a time (a session advisory lock)."""
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import Any
 
 from wecom import sql, warehouse
@@ -25,6 +27,8 @@ from wecom.errors import (
     SettingsError,
     WeComAnswerError,
     WeComConfigError,
+    WeComRateLimitedError,
+    WeComTokenError,
     WeComTransientError,
 )
 from wecom.hooks import WeComHook
@@ -40,6 +44,11 @@ FORBIDDEN_HELP = (
     "可调用接口的应用 (apps that may call the API), add this app, then clear this task; until then"
     " interviews are not put in calendars (everything else runs)"
 )
+
+
+NOT_NOW = (WeComTransientError, WeComRateLimitedError, WeComTokenError)  # time settles these: stop, retry
+CLAIM = re.compile(r"\nref ([0-9a-f-]{36})$")
+OTHER_APP = 90466  # on a schedule: not one of ours (e.g. the app changed): it is added again
 
 
 class CalendarGone(Exception):
@@ -72,9 +81,9 @@ def _sync(hook: WeComHook, wh: Any, organizer: str, remind_seconds: int, limit: 
         settle = hook.settings.connect_timeout + hook.settings.read_timeout
         reconciled, in_flight = _reconcile(hook, wh, cal_id, settle)
         counts.update(reconciled)
-        if counts["adopted"]:  # adopted entries are behind: read again what is to do
-            rows = warehouse.dict_rows(wh, CALENDAR, "to_sync", {"limit": limit})
-        who = people(wh, sorted({p for row in rows for p in row["panel"]}))
+        # Read again: a new calendar or an adopted schedule leaves entries behind.
+        rows = warehouse.dict_rows(wh, CALENDAR, "to_sync", {"limit": limit})
+        who = _attendees(wh, sorted({p for row in rows for p in row["panel"]}))
         for row in rows:
             if row["interview_id"] in in_flight:
                 counts["pending"] += 1  # its add may still land: the next attempt looks again
@@ -84,12 +93,12 @@ def _sync(hook: WeComHook, wh: Any, organizer: str, remind_seconds: int, limit: 
         if exc.errcode not in SCHEDULE_FORBIDDEN:
             raise
         for row in rows:
-            _failed(wh, row, cal_id, FORBIDDEN_HELP)
+            _failed(wh, row, cal_id, FORBIDDEN_HELP, refused=False)
         raise SettingsError(f"WeCom calendar: {FORBIDDEN_HELP} (errcode {exc.errcode})") from None
     except CalendarGone as exc:
         _run(wh, "retire_calendars", cal_id=cal_id, organizer=organizer, note=str(exc))
         counts["pending"] += 1
-    except WeComTransientError as exc:
+    except NOT_NOW as exc:
         log.warning("WeCom calendar not answering (%s): the rest waits for the retry", exc)
         counts["pending"] += 1
     return {"calendar": "on", **{f"calendar_{k}": v for k, v in sorted(counts.items())}}
@@ -100,6 +109,13 @@ def _calendar(hook: WeComHook, wh: Any, organizer: str) -> str:
     found = _run(wh, "current_calendar", organizer=organizer).fetchone()
     if found:
         return found[0]
+    for interview_id, schedule_id in _run(wh, "old_calendars_schedules", organizer=organizer).fetchall():
+        try:  # the old organizer's calendar goes: its schedules first, or everyone sees each interview twice
+            hook.delete_schedule(schedule_id)
+        except WeComAnswerError as exc:
+            if exc.errcode not in SCHEDULE_GONE + CALENDAR_GONE or isinstance(exc, NOT_NOW):
+                raise
+        _log(wh, interview_id, None, "delete", schedule_id, f"the calendar organizer is now {organizer}")
     _run(wh, "retire_calendars", cal_id=None, organizer=organizer, note=f"organizer is now {organizer}")
     cal_id = hook.add_calendar(
         organizer, SUMMARY, description="ShowMeBug interviews (Airflow: interview_reminders)"
@@ -110,33 +126,43 @@ def _calendar(hook: WeComHook, wh: Any, organizer: str) -> str:
 
 
 def _reconcile(hook: WeComHook, wh: Any, cal_id: str, settle: float) -> tuple[Counter[str], set[int]]:
-    """Claims left without a schedule id: adopt the schedule carrying the claim, delete any second one.
-    Also returns the claims found in no schedule yet young enough for an add still in flight."""
+    """Claims left without a schedule id: adopt the schedule carrying the claim; any second schedule carrying
+    a known claim (an interrupted add that landed after all) is deleted. Also returns the claims found in no
+    schedule yet young enough for an add still in flight."""
     counts: Counter[str] = Counter()
     rows = _run(wh, "claimed", cal_id=cal_id, settle=settle).fetchall()
-    claimed = {interview_id: claim for interview_id, claim, _ in rows}
-    young = {interview_id for interview_id, _, is_young in rows if is_young}
-    if not claimed:
+    if not rows and not _run(wh, "readded_lately").fetchone()[0]:
         return counts, set()
+    claimed = {interview_id: claim for interview_id, claim, _ in rows}
+    known = {
+        claim: (interview_id, schedule_id)
+        for claim, interview_id, schedule_id in _run(wh, "known_claims", cal_id=cal_id)
+    }
     by_claim: dict[str, list[str]] = defaultdict(list)
     for schedule in _listed(hook, cal_id):
-        for claim in claimed.values():
-            if schedule.get("status", 0) == 0 and f"ref {claim}" in (schedule.get("description") or ""):
-                by_claim[claim].append(str(schedule["schedule_id"]))
-    in_flight = set()
+        found = CLAIM.search(schedule.get("description") or "")
+        if schedule.get("status", 0) == 0 and found and found.group(1) in known:
+            by_claim[found.group(1)].append(str(schedule["schedule_id"]))
     for interview_id, claim in claimed.items():
-        found = by_claim.get(claim, [])
-        if not found:
-            if interview_id in young:
-                in_flight.add(interview_id)
-            continue  # old enough: the add never reached WeCom, it is made again
-        _run(wh, "adopt", interview_id=interview_id, schedule_id=found[0])
-        _log(wh, interview_id, None, "adopt", found[0], "found by its claim after an interrupted add")
-        counts["adopted"] += 1
-        for extra in found[1:]:
+        if by_claim.get(claim):
+            schedule_id = by_claim[claim][0]
+            _run(wh, "adopt", interview_id=interview_id, schedule_id=schedule_id)
+            _log(wh, interview_id, None, "adopt", schedule_id, "found by its claim after an interrupted add")
+            known[claim] = (interview_id, schedule_id)
+            counts["adopted"] += 1
+    for claim, schedules in by_claim.items():
+        interview_id, recorded = known[claim]
+        for extra in (s for s in schedules if s != recorded):
             hook.delete_schedule(extra)
             _log(wh, interview_id, None, "remove_duplicate", extra, "a second schedule for the same claim")
             counts["duplicates_removed"] += 1
+    in_flight = set()
+    for interview_id, is_young in ((i, y) for i, _, y in rows):
+        if not by_claim.get(claimed[interview_id]):
+            if is_young:
+                in_flight.add(interview_id)
+            else:  # old enough: the add never reached WeCom; it is made again, and looked for an hour after
+                _log(wh, interview_id, None, "readd", None, "no schedule carries the claim: added again")
     return counts, in_flight
 
 
@@ -157,23 +183,23 @@ def _sync_one(
     try:
         if version.status == CANCELLED:
             return _delete(hook, wh, row, version)
-        if row["schedule_id"]:
+        if row["schedule_id"] and row["state"] != "deleted":
             try:
                 fields = changes.schedule_fields(version, attendees, row["claim"], remind_seconds)
                 hook.update_schedule(row["schedule_id"], fields)
                 _synced(wh, version, row["schedule_id"], attendees, "update")
                 return "updated"
             except WeComAnswerError as exc:
-                if exc.errcode not in SCHEDULE_GONE:
+                if exc.errcode not in (*SCHEDULE_GONE, OTHER_APP) or isinstance(exc, NOT_NOW):
                     raise
                 _log(wh, version.interview_id, version.version, "failed", row["schedule_id"], f"gone: {exc}")
         return _add(hook, wh, cal_id, version, attendees, remind_seconds)
-    except (WeComTransientError, WeComConfigError):
+    except (*NOT_NOW, WeComConfigError):
         raise
     except WeComAnswerError as exc:
         if exc.errcode in CALENDAR_GONE:
             raise CalendarGone(str(exc)) from None
-        _failed(wh, row, cal_id, f"WeCom refused: {exc}")
+        _failed(wh, row, cal_id, f"WeCom refused: {exc}", refused=True)
         _log(wh, version.interview_id, version.version, "failed", row["schedule_id"], str(exc))
         return "failed"
 
@@ -225,8 +251,16 @@ def _synced(wh: Any, version: Version, schedule_id: str, attendees: list[str], a
         _log(wh, version.interview_id, version.version, action, schedule_id, None)
 
 
-def _failed(wh: Any, row: dict[str, Any], cal_id: str | None, note: str) -> None:
-    _run(wh, "failed", interview_id=row["interview_id"], cal_id=cal_id, note=note)
+def _failed(wh: Any, row: dict[str, Any], cal_id: str | None, note: str, refused: bool) -> None:
+    _run(wh, "failed", interview_id=row["interview_id"], cal_id=cal_id, note=note, refused=refused)
+
+
+def _attendees(wh: Any, panel: list[int]) -> dict[int, Any]:
+    """Each platform user's Person, with no userid where it is not a current member of the directory."""
+    who = people(wh, panel)
+    userids = sorted({p.userid for p in who.values() if p.userid})
+    current = {u for (u,) in _run(wh, "current_members", userids=userids)}
+    return {pid: p if p.userid in current else replace(p, userid=None) for pid, p in who.items()}
 
 
 def _log(

@@ -15,7 +15,7 @@ from typing import Any
 
 from wecom.interviews.cards import plain
 from wecom.interviews.inputs import Person
-from wecom.interviews.render import Interview, local, render
+from wecom.interviews.render import Interview, local, render, url
 from wecom.outbox import Outgoing
 from wecom.payloads import markdown, split_markdown
 
@@ -179,32 +179,44 @@ def correction(new: Version, card_starts_at: datetime, on_panel: bool, language:
     return None
 
 
+DESCRIPTION_LIMIT = 512  # characters: the stricter of WeCom's two documented limits (512, 1000)
+
+
+def claim_line(claim: str) -> str:
+    """The description's last line: what finds a schedule whose id a crash lost (``ends_with_claim``)."""
+    return f"ref {claim}"
+
+
+def ends_with_claim(description: str | None, claim: str) -> bool:
+    return (description or "").endswith("\n" + claim_line(claim))
+
+
 def schedule_fields(
     version: Version, attendees: list[str], claim: str, remind_seconds: int
 ) -> dict[str, Any]:
     """The whole WeCom schedule for a version (``oa/schedule/update`` overwrites: everything, every time).
-    Summary and location are cut on a character boundary (WeCom counts characters: 128); the claim in
-    the description finds a schedule whose id a crash lost."""
-    room = (version.room_url or "").strip()[:300]
-    description = "\n".join(
-        [
-            f"候选人 Candidate: {plain(version.candidate_name, 300)}",
-            f"岗位 Position: {plain(version.position, 300)}",
-            f"面试编号 Interview no.: {version.interview_id}",
-            f"面试间 Room: {room or '-'}",
-            f"ref {claim}",
-        ]
+    Text is cut on character boundaries (WeCom counts characters): summary and location 128, each
+    description field short enough that the description stays within 512 with its claim line whole."""
+    room = url(version.room_url)
+    room = "-" if room == "#" else room
+    candidate, position = (
+        _chars(plain(version.candidate_name, 400), 60),
+        _chars(plain(version.position, 400), 60),
     )
+    fields = [
+        f"候选人 Candidate: {candidate}",
+        f"岗位 Position: {position}",
+        f"面试编号 Interview no.: {version.interview_id}",
+        f"面试间 Room: {_chars(room, 250)}",
+    ]
     return {
         "start_time": int(version.starts_at.timestamp()),
         "end_time": int(version.ends_at.timestamp()),
         "is_whole_day": 0,
         "attendees": [{"userid": userid} for userid in attendees],
-        "summary": _chars(
-            f"面试 Interview: {plain(version.candidate_name, 300)} · {plain(version.position, 300)}", 128
-        ),
-        "description": _chars(description, 1000),
-        "location": _chars(room if len(room) <= 128 else "ShowMeBug", 128),
+        "summary": _chars(f"面试 Interview: {candidate} · {position}", 128),
+        "description": "\n".join([*fields, claim_line(claim)]),
+        "location": room if len(room) <= 128 else "ShowMeBug",
         "reminders": {
             "is_remind": 1,
             "remind_before_event_secs": remind_seconds,
