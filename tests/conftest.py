@@ -64,6 +64,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--dist loadgroup``: send the tests marked ``xdist_group`` to one worker, as pytest-xdist means to.
+
+    pytest-xdist 3.8 tells its scheduler a test's group by appending ``@group`` to the test's node id in
+    ``item._nodeid``, which pytest 9.2 no longer reads (it keeps the id in ``item._id``): the groups are then
+    ignored without a word (pytest-dev/pytest-xdist#1386). Append it where pytest 9.2 keeps it; a no-op once
+    pytest-xdist does it itself."""
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers only
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
+            assert item.nodeid.endswith(suffix), f"{item.nodeid}: the xdist_group would be ignored"
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
     server = find_server()

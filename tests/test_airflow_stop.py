@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_operator_path import Command, clean_environment
+from test_operator_path import ONE_MAKE_AIRFLOW_AT_A_TIME, Command, clean_environment
 
 from wecom_dev.postgres import running_cluster
 from wecom_dev.processes import MARKER, free_port, leftover_processes, stop_tree, sweep
@@ -35,6 +35,7 @@ def shared_demo_dir() -> Path:
     subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
+@ONE_MAKE_AIRFLOW_AT_A_TIME
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("target", ["group", "group again", "demo process"])
 def test_ctrl_c_stops_everything_within_15_s(shared_demo_dir, target):

@@ -29,6 +29,10 @@ from test_ui import CHROMIUM, shot
 from wecom_dev.postgres import running_cluster
 from wecom_dev.processes import MARKER, free_port, leftover_processes
 
+# Every test that runs `make airflow` runs on one pytest-xdist worker, one after another: airflow standalone's
+# scheduler and triggerer serve their logs on fixed ports (8793, 8794), which two at once would share.
+ONE_MAKE_AIRFLOW_AT_A_TIME = pytest.mark.xdist_group("make_airflow")
+
 
 def clean_environment(demo_dir: Path, marker: str) -> dict[str, str]:
     """A person's shell: their PATH without this project's venv, nothing of the test run's Airflow."""
@@ -95,6 +99,7 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+@ONE_MAKE_AIRFLOW_AT_A_TIME
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_make_airflow_previews_a_digest_from_the_trigger_form_and_ctrl_c_leaves_nothing(demo_dir):

@@ -21,9 +21,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 PASSWORD = "ui-test-password"
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"),
+    pytest.mark.xdist_group("ui"),  # on one pytest-xdist worker: one api-server and browser for the module
+]
 
 
 @pytest.fixture(scope="module")
