@@ -1,12 +1,13 @@
-"""Interview changes, found and announced: the one writer of ``wecom.interview_versions`` and of the
-reminder cards' corrections.
+"""Interview changes, found and announced: the one writer of ``wecom.interview_versions`` and of which
+reminder cards are superseded (``wecom.interviews.answers`` records how each correction went).
 
 ``detect_changes`` compares the platform's interviews (those starting within ``track_days`` of the run,
 and every one announced as still ahead) with their newest recorded version, records a version for each
-change and, in the same transaction, marks the reminder cards the change made wrong as superseded (a tap
-on one is stale from then on). ``announce_changes`` sends each new version's notices through the ledger
-(``change:<interview>:v<version>``, once per interviewer), corrects the superseded cards in place and marks
-the version announced. What is decided is in ``wecom.interviews.changes`` (pure)."""
+change and, in the same transaction, checks every reminder card still ahead against its interview's newest
+version, marking those it makes wrong as superseded (a tap on one is stale from then on).
+``announce_changes`` sends each new version's notices through the ledger (``change:<interview>:v<version>``,
+once per interviewer), corrects the superseded cards in place and marks the versions announced. What is
+decided is in ``wecom.interviews.changes`` (pure)."""
 
 from __future__ import annotations
 
