@@ -86,8 +86,7 @@ def _record_click(conn: Any, click: dict[str, Any], cards: dict[str, tuple[str, 
             {"code": code, "task_id": click["task_id"], "issued_at": click["clicked_at"]},
         )
     if superseded:  # the interview changed after the card: its buttons answer nothing
-        conn.execute(_statement("correct_again"), {"task_id": click["task_id"]})
-        return "stale: the interview changed after this card; the card is corrected again"
+        return _stale(conn, click["task_id"])
     choice = CHOICES.get(click["event_key"] or "")
     if choice is None:
         return "ignored: not one of the card's buttons"
@@ -103,9 +102,13 @@ def _record_click(conn: Any, click: dict[str, Any], cards: dict[str, tuple[str, 
     if recorded:
         return "recorded"
     if conn.execute(_statement("superseded"), {"task_id": click["task_id"]}).fetchone()[0]:
-        conn.execute(_statement("correct_again"), {"task_id": click["task_id"]})
-        return "stale: the interview changed after this card; the card is corrected again"
+        return _stale(conn, click["task_id"])  # superseded since the cards were read
     return "duplicate: the first answer stands"
+
+
+def _stale(conn: Any, task_id: str) -> str:
+    conn.execute(_statement("correct_again"), {"task_id": task_id})
+    return "stale: the interview changed after this card; the card is corrected again"
 
 
 def update_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:

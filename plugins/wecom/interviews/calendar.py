@@ -74,14 +74,14 @@ def sync_calendar(hook: WeComHook, wh: Any, remind_minutes: int, limit: int = 10
 
 def _sync(hook: WeComHook, wh: Any, organizer: str, remind_seconds: int, limit: int) -> dict[str, Any]:
     counts: Counter[str] = Counter()
-    rows = warehouse.dict_rows(wh, CALENDAR, "to_sync", {"limit": limit})
+    rows: list[dict[str, Any]] = []
     cal_id = None
     try:
         cal_id = _calendar(hook, wh, organizer)
         settle = hook.settings.connect_timeout + hook.settings.read_timeout
         reconciled, in_flight = _reconcile(hook, wh, cal_id, settle)
         counts.update(reconciled)
-        # Read again: a new calendar or an adopted schedule leaves entries behind.
+        # After the calendar and the reconcile: a new calendar or an adopted schedule leaves entries behind.
         rows = warehouse.dict_rows(wh, CALENDAR, "to_sync", {"limit": limit})
         who = _attendees(wh, sorted({p for row in rows for p in row["panel"]}))
         for row in rows:
@@ -92,7 +92,7 @@ def _sync(hook: WeComHook, wh: Any, organizer: str, remind_seconds: int, limit: 
     except WeComConfigError as exc:
         if exc.errcode not in SCHEDULE_FORBIDDEN:
             raise
-        for row in rows:
+        for row in rows or warehouse.dict_rows(wh, CALENDAR, "to_sync", {"limit": limit}):
             _failed(wh, row, cal_id, FORBIDDEN_HELP, refused=False)
         raise SettingsError(f"WeCom calendar: {FORBIDDEN_HELP} (errcode {exc.errcode})") from None
     except CalendarGone as exc:
