@@ -131,7 +131,8 @@ def touched(before: dict, after: dict, wh: Any) -> dict[int, Counter[str]]:
             if before["cards"].get(task_id, {}).get(userid) != now:
                 per[cards[task_id]]["message/update_template_card"] += 1
     sent = sorted(after["msgids"] - before["msgids"])
-    for (key,) in wh.execute("SELECT dedup_key FROM wecom.message_log WHERE msgid = ANY(%s)", (sent,)):
+    query = "SELECT DISTINCT msgid, dedup_key FROM wecom.message_log WHERE msgid = ANY(%s)"
+    for _, key in wh.execute(query, (sent,)):  # one message/send may reach several members
         per[int(key.split(":")[1]) if key.startswith("change:") else -1]["message/send"] += 1
     return per
 

@@ -49,6 +49,34 @@ def test_partial_success_records_invalid_recipients_and_delivers_the_rest(conn, 
     assert all(rows[u][0] == "sent" for u in people)
 
 
+def test_the_same_notice_to_several_members_is_one_send_and_a_row_each(conn, simulator, sim_admin):
+    people = users(simulator, 3)
+    notice = markdown("面试已取消")
+    messages = [Outgoing("change:7:v2", u, notice) for u in [*people, "ghost"]]
+    messages.append(Outgoing("change:7:v2", "other", markdown("你已不在面试官名单")))  # other bytes: own send
+    messages.append(Outgoing("reminder:7", people[0], notice))  # another key: its own send
+    before = sim_admin.calls("message/send")
+    summary = Sender(AppMessages(WeComHook()), conn).send(messages)
+    assert sim_admin.calls("message/send") - before == 3
+    assert (summary.sent, summary.skipped) == (4, 2)
+    rows = {
+        (k, r): (s, msgid, reason)
+        for k, r, s, msgid, reason in ledger(conn, "dedup_key", "recipient", "status", "msgid", "reason")
+    }
+    shared = {rows[("change:7:v2", u)][1] for u in people}
+    assert len(shared) == 1 and None not in shared  # one message/send, recorded for each member
+    assert (
+        rows[("change:7:v2", "ghost")][0] == "skipped"
+        and "not a valid recipient" in rows[("change:7:v2", "ghost")][2]
+    )
+    assert rows[("change:7:v2", "other")][0] == "skipped"  # not a member of this org: its own 81013
+    assert sorted(
+        m["userid"] for m in sim_admin.messages() if "取消" in json.dumps(m, ensure_ascii=False)
+    ) == sorted([*people, people[0]])
+    again = Sender(AppMessages(WeComHook()), conn, Claimant("d", "run2", "t")).send(messages)
+    assert again.already_done == 6 and sim_admin.calls("message/send") - before == 3
+
+
 def test_a_retry_or_a_second_run_sends_nothing_twice(conn, simulator, sim_admin):
     people = users(simulator, 5)
     messages = [Outgoing(f"digest:2026-11-30:{u}", u, markdown("今日面试")) for u in people]

@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 
+MAX_TOUSER = 1000  # message/send's limit on members per call
+
+
 class Transport(Protocol):
     """How one claimed message reaches WeCom."""
 
@@ -162,53 +165,85 @@ class Sender:
         """Send in slot order, each no earlier than planned and never closer to the last actual send to
         its member than the windows allow; a transient error stops the batch with the message pending."""
         done_at: dict[str, list[float]] = defaultdict(list)  # actual completions, this machine's clock
-        for slot, message in plan.schedule:
-            if message.personal:  # the plan, pushed later if earlier sends finished late
-                slot = self.limits.next_slot(done_at[message.recipient], slot)
+        for slot, group in _together(plan.schedule):
+            for message in group:  # the plan, pushed later if earlier sends finished late
+                if message.personal:
+                    slot = self.limits.next_slot(done_at[message.recipient], slot)
             delay = slot - time.time()
             if delay > 0:
                 time.sleep(delay)
                 summary.limit_wait_seconds += delay
             try:
-                outcome = self._deliver(message, summary)
+                settled = self._deliver(group, summary)
             except WeComError as exc:
                 # Configuration: failed for good. Anything else survived the hook's retries: keep it pending
                 # (the task's retry takes it back).
                 status = "failed" if isinstance(exc, (WeComConfigError, SettingsError)) else "pending"
-                outcomes.append(Outcome(message, status, errcode=exc.errcode, reason=str(exc)))
+                outcomes += [Outcome(m, status, errcode=exc.errcode, reason=str(exc)) for m in group]
                 raise
             finished = time.time()
-            if message.personal:
-                done_at[message.recipient].append(finished)
-            outcomes.append(_finished(outcome, finished - plan.clock_offset))
+            for message in group:
+                if message.personal:
+                    done_at[message.recipient].append(finished)
+            outcomes += [_finished(outcome, finished - plan.clock_offset) for outcome in settled]
 
-    def _deliver(self, message: Outgoing, summary: Summary) -> Outcome:
+    def _deliver(self, group: list[Outgoing], summary: Summary) -> list[Outcome]:
+        """One send for the group (``_together``); an outcome per member."""
+        message = group[0]
+        if len(group) > 1:
+            message = replace(message, to={"touser": "|".join(m.recipient for m in group)})
         try:
             result = self.transport.deliver(message)
         except WeComItemError as exc:
-            summary.skipped += 1
-            return Outcome(message, "skipped", errcode=exc.errcode, reason=str(exc))
+            summary.skipped += len(group)
+            return [Outcome(m, "skipped", errcode=exc.errcode, reason=str(exc)) for m in group]
         except WeComCallerError as exc:  # this message is malformed; the others may be fine
-            summary.failed += 1
-            return Outcome(message, "failed", errcode=exc.errcode, reason=str(exc))
+            summary.failed += len(group)
+            return [Outcome(m, "failed", errcode=exc.errcode, reason=str(exc)) for m in group]
         summary.invalid_users += result.invalid_users
         summary.unlicensed_users += result.unlicensed_users
+        settled = [self._settle(m, result, summary) for m in group]
+        if result.msgid and any(o.status == "sent" for o in settled):
+            summary.msgids.append(result.msgid)
+        return settled
+
+    @staticmethod
+    def _settle(message: Outgoing, result: SendResult, summary: Summary) -> Outcome:
         refused = {u.lower() for u in result.invalid_users + result.unlicensed_users}
         if result.all_invalid or (message.personal and message.recipient.lower() in refused):
             summary.skipped += 1
+            unlicensed = {u.lower() for u in result.unlicensed_users}
             why = (
                 "unlicensed"
-                if result.unlicensed_users
+                if message.recipient.lower() in unlicensed or (result.all_invalid and result.unlicensed_users)
                 else "not a valid recipient (left, or outside the app's visibility)"
             )
             return Outcome(message, "skipped", result.msgid, result.errcode or USER_NOT_FOUND, why)
         summary.sent += 1
-        if result.msgid:
-            summary.msgids.append(result.msgid)
         if result.fallback:
             summary.fallbacks += 1
             return Outcome(message, "sent", result.msgid, CARDS_NEED_CALLBACK, result.fallback)
         return Outcome(message, "sent", result.msgid, response_code=result.response_code)
+
+
+def _together(schedule: list[tuple[float, Outgoing]]) -> list[tuple[float, list[Outgoing]]]:
+    """The same notice to several members (one key, the same bytes) goes as one message/send to all of
+    them, at the latest of their slots; each member keeps their own ledger row. Answerable cards and
+    messages with a fallback never share a send: each card's update code belongs to its one reader."""
+    groups: dict[tuple[str, str] | int, list[tuple[float, Outgoing]]] = defaultdict(list)
+    for index, (slot, message) in enumerate(schedule):
+        shareable = (
+            message.personal
+            and message.fallback is None
+            and message.payload.get("msgtype") != "template_card"
+        )
+        groups[(message.dedup_key, message.body_hash()) if shareable else index].append((slot, message))
+    together = [
+        (max(slot for slot, _ in chunk), [m for _, m in chunk])
+        for members in groups.values()
+        for chunk in (members[i : i + MAX_TOUSER] for i in range(0, len(members), MAX_TOUSER))
+    ]
+    return sorted(together, key=lambda item: item[0])
 
 
 def _finished(outcome: Outcome, at: float) -> Outcome:
