@@ -17,6 +17,14 @@ messages in the task log and the task's result (XCom `return_value`, key `previe
 of the rest), record them in `wecom.message_log` with status skipped, send nothing), `only_users` (userids), `language` (zh or en),
 `leader_summary`.
 
+**Approval** (opt-in, `require_approval`): before anything is sent, `preview_digests` composes the day's
+digests (sending and recording nothing; the first 30 in its log) and `approve_digests` asks the
+`approvers` (WeCom userids, `a|b`) in WeCom with a card: the counts per department, one sample message and a
+link to the preview, with 批准 Approve / 驳回 Reject buttons (or answer in Airflow's Required Actions page).
+Approve sends; Reject sends nothing (`send_digests` is skipped; `wecom.questions` records who rejected and
+when); no answer within `approval_timeout_minutes` does what `on_approval_timeout` says (`send` or `skip`).
+Taps come back through the `wecom_questions` DAG. Off (the default): no question, the digests go out as before.
+
 Schedule: 07:47 Asia/Shanghai (WeCom asks apps to avoid :00 and :30); set `WECOM_DIGEST_CRON` to change it.
 **Deadline**: if the run has not succeeded by 08:30 (`WECOM_DIGEST_DEADLINE`, HH:MM Asia/Shanghai), the
 alert targets (`WECOM_ALERT_USERS`, `WECOM_ALERT_WEBHOOK_CONN_ID`) get one WeCom alert (Airflow's deadline
@@ -32,8 +40,9 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, t
 
 from wecom.dag_defaults import START_DATE, TIMEZONE, task_defaults
 from wecom.interviews import tasks
+from wecom.interviews.approval import ON_TIMEOUT, DigestApproval
 from wecom.interviews.settings import DIGEST, LANGUAGES
-from wecom.notifications import deadline_alerts
+from wecom.notifications import WeComHITLNotifier, deadline_alerts
 
 CRON = os.environ.get("WECOM_DIGEST_CRON", "47 7 * * *")
 
@@ -68,6 +77,16 @@ with DAG(
         "leader_summary": Param(
             DIGEST.leader_summary, type="boolean", description="Also send each department leader a summary."
         ),
+        "require_approval": Param(
+            False, type="boolean", description="Ask the approvers in WeCom before sending."
+        ),
+        "approvers": Param("", type="string", description="WeCom userids who may approve, a|b."),
+        "approval_timeout_minutes": Param(
+            120, type="number", minimum=1, description="How long to wait for them."
+        ),
+        "on_approval_timeout": Param(
+            "skip", enum=list(ON_TIMEOUT), description="No answer in time: send or skip."
+        ),
     },
 ) as dag:
 
@@ -75,8 +94,26 @@ with DAG(
     def refresh_user_mapping() -> dict:
         return tasks.refresh()
 
-    @task(pool="wecom_api")
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def approval_required(params: dict | None = None) -> bool:
+        return bool(params and params.get("require_approval"))
+
+    @task
+    def preview_digests(params: dict | None = None) -> str:
+        return tasks.digest_preview_task(params, get_current_context())
+
+    approve_digests = DigestApproval(
+        task_id="approve_digests",
+        subject="今日面试摘要待批准 Approve today's interview digests",
+        body="{{ ti.xcom_pull(task_ids='preview_digests') }}",
+        notifiers=[WeComHITLNotifier(userids="{{ params.approvers }}")],
+        retries=0,
+    )
+
+    @task(pool="wecom_api", trigger_rule="none_failed_min_one_success")
     def send_digests(params: dict | None = None) -> dict:
         return tasks.digest_task(params, get_current_context())
 
-    refresh_user_mapping() >> send_digests()
+    mapping, send = refresh_user_mapping(), send_digests()
+    mapping >> approval_required() >> preview_digests() >> approve_digests >> send
+    mapping >> send

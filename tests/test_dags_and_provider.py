@@ -14,7 +14,7 @@ from conftest import ROOT
 from wecom.provider import get_provider_info
 
 
-def test_dag_folder_imports_without_errors_and_holds_the_five_dags():
+def test_dag_folder_imports_without_errors_and_holds_the_six_dags():
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=ROOT / "dags")
@@ -25,10 +25,15 @@ def test_dag_folder_imports_without_errors_and_holds_the_five_dags():
         "interview_daily_digest",
         "interview_reminders",
         "interview_answers",
+        "wecom_questions",
     }
     digest = bag.dags["interview_daily_digest"]
     assert isinstance(digest.timetable, CronTriggerTimetable)
-    assert set(digest.params) == {"day", "dry_run", "only_users", "language", "leader_summary"}
+    assert set(digest.params) == {
+        "day", "dry_run", "only_users", "language", "leader_summary",
+        "require_approval", "approvers", "approval_timeout_minutes", "on_approval_timeout",
+    }  # fmt: skip
+    assert digest.params["require_approval"] is False  # opt-in: today's behaviour unchanged
     reminders = bag.dags["interview_reminders"]
     assert {"reminder_style", "escalate_minutes"} <= set(reminders.params)
     assert isinstance(reminders.timetable, CronDataIntervalTimetable)  # each run owns a real interval
@@ -43,6 +48,16 @@ def test_dag_folder_imports_without_errors_and_holds_the_five_dags():
             assert watcher.trigger.serialize()[0] == "wecom.triggers.InboxTrigger"
             assert watcher.trigger.serialize()[1]["events"] == [kind]
             continue
+        if dag.dag_id == "wecom_questions":  # card taps, or a question settled in Airflow: no clock either
+            watched = {
+                a.name: a.watchers[0].trigger.serialize()[0] for a in dag.timetable.asset_condition.objects
+            }
+            assert watched == {
+                "wecom.callback_events.template_card_event": "wecom.triggers.InboxTrigger",
+                "wecom.questions.settled_elsewhere": "wecom.triggers.QuestionsTrigger",
+            }
+            assert dag.max_active_runs == 1
+            continue
         minutes = dag.timetable.expression.split()[0]
         assert minutes not in ("0", "30", "*/10", "*/30") and not minutes.startswith(
             "0"
@@ -53,6 +68,7 @@ def test_every_task_of_every_dag_alerts_on_its_final_failure(monkeypatch):
     """One place (``dag_defaults.task_defaults``) gives every task its failure alert: a DAG that builds its
     default_args by hand would lose it, as two did."""
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.standard.operators.hitl import HITLOperator
 
     from wecom.notifications import WeComNotifier, WeComWebhookNotifier
 
@@ -67,6 +83,9 @@ def test_every_task_of_every_dag_alerts_on_its_final_failure(monkeypatch):
                 dag.dag_id,
                 task,
             )
+            if isinstance(task, HITLOperator):  # a retry would erase the answer and ask again
+                assert task.retries == 0, (dag.dag_id, task.task_id)
+                continue
             assert task.retries >= 2 and task.retry_exponential_backoff, (dag.dag_id, task.task_id)
 
 

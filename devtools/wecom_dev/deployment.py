@@ -32,6 +32,11 @@ CALLBACK_SECRETS = {
     "callback_token": "e2eCallbackToken01",
     "callback_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
 }
+# The question bridge's Airflow account (role "user": enough to answer a question that assigns nobody).
+BRIDGE_LOGIN = "wecom_bridge"
+# Airflow's simple auth manager keeps every user's password in this file of AIRFLOW_HOME: the bridge's is
+# written before the api-server starts, the admin's is generated into it on the api-server's first start.
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -48,6 +53,7 @@ class Deployment:
     warehouse_url: str
     metadata_url: str
     marker: str
+    bridge_password: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _token: str | None = None
 
@@ -67,7 +73,7 @@ class Deployment:
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """The REST API (``/api/v2/...``), logged in as the admin user."""
         if self._token is None:
-            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+            passwords = json.loads((self.home / PASSWORDS_FILE).read_text())
             answer = requests.post(f"{self.api_url}/auth/token",
                                    json={"username": "admin", "password": passwords["admin"]}, timeout=30)  # fmt: skip
             answer.raise_for_status()
@@ -119,6 +125,8 @@ def airflow_env(home: Path, metadata_url: str, broker_url: str, api_port: int, q
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{BRIDGE_LOGIN}:user",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -165,6 +173,7 @@ def deployment(
         api_port = free_port()
         env = airflow_env(home / "airflow", metadata_url, f"redis://{broker[0]}:{broker[1]}/0", api_port,
                           queue=f"wecom-e2e-{marker}")  # fmt: skip
+        bridge_password = _bridge_account(home / "airflow")
         env |= {
             MARKER: marker,
             "AIRFLOW_CONN_WECOM_DEFAULT": wecom_conn_json(sim_url, **CALLBACK_SECRETS, **(wecom_extra or {})),
@@ -172,12 +181,21 @@ def deployment(
             "AIRFLOW_CONN_INTERVIEW_SOURCE": postgres_conn_json(warehouse_url),
             # Alerts to a group robot of the simulator; the digest's deadline a minute after its time (07:47).
             "AIRFLOW_CONN_OPS_ROBOT": robot_conn_json(sim_url),
+            # The question bridge answers human-in-the-loop tasks through the REST API as its own account.
+            "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": f"http://127.0.0.1:{api_port}",
+                    "login": BRIDGE_LOGIN,
+                    "password": bridge_password,
+                }
+            ),
             "WECOM_ALERT_WEBHOOK_CONN_ID": "ops_robot",
             "WECOM_DIGEST_DEADLINE": "07:48",
         }
         d = Deployment(home=home / "airflow", env=env, api_url=f"http://127.0.0.1:{api_port}",
                        simulator_url=sim_url, warehouse_url=warehouse_url, metadata_url=metadata_url,
-                       marker=marker, processes=processes)  # fmt: skip
+                       marker=marker, bridge_password=bridge_password, processes=processes)  # fmt: skip
         stack.callback(lambda: print(report_stop(stop_all(processes, marker)), flush=True))
         if broker[1] != 6379:
             _start(d, "redis", redis_server_command(broker[1]), env)
@@ -193,11 +211,22 @@ def deployment(
                                       "--queues", env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], "--skip-serve-logs"],
                    env)  # fmt: skip
         d.wait(lambda: _answers(f"{d.api_url}/api/v2/monitor/health"), 180, "the api-server")
-        wanted = {"wecom_directory_sync", "interview_daily_digest", "interview_reminders"}
+        wanted = {"wecom_directory_sync", "interview_daily_digest", "interview_reminders", "wecom_questions"}
         d.wait(
             lambda: wanted <= {x["dag_id"] for x in d.api("GET", "dags")["dags"]}, 240, "the DAGs to parse"
         )
         yield d
+
+
+def _bridge_account(airflow_home: Path) -> str:
+    """A fresh password for the bridge's account, in the simple auth manager's passwords file (which
+    Airflow opens read-write and adds the admin's generated password to); the password."""
+    password = secrets.token_urlsafe(24)
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    path = airflow_home / PASSWORDS_FILE
+    path.write_text(json.dumps({BRIDGE_LOGIN: password}) + "\n")
+    path.chmod(0o600)
+    return password
 
 
 def _answers(url: str) -> bool:

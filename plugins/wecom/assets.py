@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetWatcher
 
-from wecom.triggers import InboxTrigger
+from wecom.triggers import InboxTrigger, QuestionsTrigger
 
 DEPARTMENTS = Asset(name="wecom.departments", uri="wecom://warehouse/wecom/departments", group="wecom")
 USERS = Asset(name="wecom.users", uri="wecom://warehouse/wecom/users", group="wecom")
@@ -42,3 +42,12 @@ def _inbox(event: str) -> Asset:
 
 CONTACT_EVENTS = _inbox("change_contact")
 CARD_TAPS = _inbox("template_card_event")
+
+QUESTIONS_SETTLED = Asset(
+    name="wecom.questions.settled_elsewhere",
+    uri="wecom://warehouse/wecom/questions/settled_elsewhere",
+    group="wecom",
+    watchers=[AssetWatcher(name="wecom_questions_settled", trigger=QuestionsTrigger())],
+)
+"""Questions asked in WeCom that were answered in Airflow, timed out or ended while their cards still show
+buttons (``wecom.triggers.QuestionsTrigger``): the questions DAG runs on it and on ``CARD_TAPS``."""

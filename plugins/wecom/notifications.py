@@ -1,6 +1,7 @@
 """Alerts to people (``WeComNotifier``, an app message) or a group (``WeComWebhookNotifier``, a robot), each
 sent once through the delivery ledger: task failures (``on_failure_callback``, in the worker) and missed
-deadlines (``DeadlineAlert`` callbacks, awaited in the triggerer)."""
+deadlines (``DeadlineAlert`` callbacks, awaited in the triggerer). Questions of human-in-the-loop tasks, as
+answerable cards (``WeComHITLNotifier``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineRefe
 from croniter import croniter
 
 from wecom import warehouse
+from wecom.airflow_api import AIRFLOW_API_CONN_ID
 from wecom.delivery import AppMessages, RobotMessages, Sender, Transport
+from wecom.errors import WeComError
 from wecom.hooks import WeComHook
 from wecom.local import TIMEZONE
 from wecom.outbox import Claimant, Outgoing
 from wecom.payloads import ROBOT_MARKDOWN_LIMIT, Recipients, markdown
+from wecom.questions import ask
 from wecom.webhook import WeComWebhookHook
 
 
@@ -169,6 +173,58 @@ class WeComWebhookNotifier(BaseWeComNotifier):
 
     def transport(self) -> Transport:
         return RobotMessages(WeComWebhookHook(self.wecom_webhook_conn_id))
+
+
+class WeComHITLNotifier(BaseNotifier):
+    """Asks a human-in-the-loop task's question in WeCom (``notifiers=[WeComHITLNotifier(...)]`` on
+    ``HITLOperator``, ``ApprovalOperator``, ``HITLBranchOperator``, ``HITLEntryOperator``).
+
+    Each person asked gets a card with the subject, the body and the options as buttons (at most 6, one to
+    choose, no params to fill in but ``answered_in_wecom_by``), else a link to the task's Required Actions
+    page; a tap is answered in Airflow by the ``wecom_questions`` DAG. Once per question and person, through
+    the ledger: a retry of the task sends nothing twice.
+
+    :param userids: WeCom userids to ask (a list, or ``"a|b"``); templated. The task's ``assigned_users``
+        whose id is a WeCom userid or a member's email are asked too.
+    :param language: ``zh`` or ``en``: the cards' own words.
+    :param airflow_api_conn_id: the bridge's Airflow API connection (its account answers for the tapper).
+    """
+
+    template_fields: Sequence[str] = ("userids", "wecom_conn_id", "warehouse_conn_id", "airflow_api_conn_id")
+
+    def __init__(
+        self,
+        *,
+        userids: Sequence[str] | str = (),
+        language: str = "zh",
+        wecom_conn_id: str = WeComHook.default_conn_name,
+        warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
+        airflow_api_conn_id: str = AIRFLOW_API_CONN_ID,
+    ) -> None:
+        super().__init__()
+        if language not in ("zh", "en"):
+            raise ValueError(f"language must be 'zh' or 'en', not {language!r}")
+        self.userids = userids
+        self.language = language
+        self.wecom_conn_id = wecom_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
+        self.airflow_api_conn_id = airflow_api_conn_id
+
+    def notify(self, context: dict[str, Any]) -> None:
+        userids = self.userids.split("|") if isinstance(self.userids, str) else list(self.userids)
+        try:
+            result = ask.ask(
+                context,
+                userids=[u.strip() for u in userids if u and u.strip()],
+                language=self.language,
+                wecom_conn_id=self.wecom_conn_id,
+                warehouse_conn_id=self.warehouse_conn_id,
+                airflow_api_conn_id=self.airflow_api_conn_id,
+            )
+        except WeComError as exc:  # the question stands: answerable in Airflow; the ledger says what is left
+            self.log.error("Could not ask in WeCom (%s); answer in Airflow's Required Actions page", exc)
+            return
+        self.log.info("Asked in WeCom: %s", result)
 
 
 def _alert_targets() -> list[tuple[type[BaseWeComNotifier], dict[str, str]]]:

@@ -49,6 +49,16 @@ def _limit(value: str, what: str, limit: int) -> str:
     return value
 
 
+def plain(value: Any, limit: int) -> str:
+    """One line of printable text within ``limit`` bytes (cut between characters, marked with …)."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(value or "")).split()) or "-"
+    if len(text.encode()) <= limit:
+        return text
+    while len(text.encode()) > limit - len("…".encode()):
+        text = text[:-1]
+    return text + "…"
+
+
 def text(content: str) -> dict[str, Any]:
     return {
         "msgtype": "text",

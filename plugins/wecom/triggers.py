@@ -21,10 +21,12 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from psycopg import AsyncConnection
 
 from wecom import sql, warehouse
+from wecom.airflow_api import AIRFLOW_API_CONN_ID, AirflowApi, TaskRef, settled
 
 log = logging.getLogger(__name__)
 
 INBOX = "callbacks/inbox.sql"
+QUESTIONS = "questions/questions.sql"
 WARN_EVERY = 300.0  # seconds between two warnings about an unreachable warehouse
 
 
@@ -98,3 +100,56 @@ class InboxTrigger(BaseEventTrigger):
         async for notice in conn.notifies(timeout=self.poll_interval):
             if notice.payload in self.events:
                 return
+
+
+class QuestionsTrigger(BaseEventTrigger):
+    """Fires when a question asked in WeCom is settled in Airflow while our record says it is open: answered
+    in the UI or the API, timed out, or its task ended. Looks every ``poll_interval`` seconds (one indexed
+    query, then one API read per open question; nothing while none is open), and again every
+    ``refire_after`` seconds while such a question stays open (a run that failed)."""
+
+    def __init__(
+        self,
+        warehouse_conn_id: str = warehouse.WAREHOUSE_CONN_ID,
+        airflow_api_conn_id: str = AIRFLOW_API_CONN_ID,
+        poll_interval: float = 10.0,
+        refire_after: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.warehouse_conn_id = warehouse_conn_id
+        self.airflow_api_conn_id = airflow_api_conn_id
+        self.poll_interval = poll_interval
+        self.refire_after = refire_after
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        kwargs = {
+            "warehouse_conn_id": self.warehouse_conn_id,
+            "airflow_api_conn_id": self.airflow_api_conn_id,
+            "poll_interval": self.poll_interval,
+            "refire_after": self.refire_after,
+        }
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        fired: set[str] = set()
+        fired_at, warned_at = float("-inf"), float("-inf")
+        api = AirflowApi(self.airflow_api_conn_id)
+        while True:
+            try:
+                found = await asyncio.to_thread(self._settled_elsewhere, api)
+                now = time.monotonic()
+                if found and (found - fired or now - fired_at >= self.refire_after):
+                    fired, fired_at = found, now
+                    yield TriggerEvent({"questions": sorted(found)[:20]})
+            except Exception as exc:  # noqa: BLE001 - a watcher outlives a warehouse or API restart
+                if time.monotonic() - warned_at >= WARN_EVERY:
+                    warned_at = time.monotonic()
+                    log.warning("Cannot watch open questions (%s); trying again every %s s", type(exc).__name__,
+                                self.poll_interval)  # fmt: skip
+            await asyncio.sleep(self.poll_interval)
+
+    def _settled_elsewhere(self, api: AirflowApi) -> set[str]:
+        with warehouse.connect(self.warehouse_conn_id) as conn:
+            rows = warehouse.dict_rows(conn, QUESTIONS, "open_questions", {"limit": 100})
+        refs = [TaskRef(r["dag_id"], r["run_id"], r["task_id"], r["map_index"]) for r in rows]
+        return {ref.question_id for ref in refs if settled(api.detail(ref))}

@@ -8,13 +8,17 @@ the simulator's record. Exits non-zero on the first broken expectation; stops ev
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import sys
 import time
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import requests
@@ -23,7 +27,7 @@ from wecom.callbacks.crypto import CallbackCrypto, signature
 from wecom.interviews.render import LOCAL_TZ
 from wecom.interviews.schedule import REMINDER_INTERVAL
 from wecom_dev import demo_data
-from wecom_dev.deployment import CALLBACK_SECRETS, Deployment, deployment
+from wecom_dev.deployment import BRIDGE_LOGIN, CALLBACK_SECRETS, Deployment, deployment
 from wecom_dev.environment import org_args
 from wecom_dev.leaks import files, find_leaks, postgres_rows
 from wecom_dev.platform import create_platform_schema
@@ -137,7 +141,8 @@ def inbox_runs(d: Deployment) -> dict[str, list[dict]]:
     return {dag_id: dag_runs(d, dag_id) for dag_id in ("wecom_directory_events", "interview_answers")}
 
 
-def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
+def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> date:
+    """Steps 1-6; the day whose interviews it seeded."""
     step("1. Directory sync: unpause, trigger, wait, compare with WeCom")
     d.airflow("dags", "unpause", "wecom_directory_sync")
     d.airflow("dags", "trigger", "wecom_directory_sync")
@@ -266,6 +271,7 @@ def scenario(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
     check(len(pids) >= 2, f"tasks ran in {len(pids)} separate processes")
     figures |= {"delivered": stats["delivered"], "gettoken": stats["calls"].get("gettoken", 0),
                 "tasks_per_worker": per_worker, "task_processes": len(pids)}  # fmt: skip
+    return digest_day
 
 
 def late_digest(d: Deployment, sim: SimulatorAdmin, day: date) -> None:
@@ -561,11 +567,175 @@ def changes(d: Deployment, sim: SimulatorAdmin, figures: dict) -> None:
           "one calendar entry, at the latest time")  # fmt: skip
 
 
+DIGEST_DAG = "interview_daily_digest"
+
+
+def task_state(d: Deployment, run_id: str, task_id: str) -> str | None:
+    return d.api("GET", f"dags/{DIGEST_DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}")[
+        "state"
+    ]
+
+
+def run_state(d: Deployment, run_id: str) -> str:
+    return d.api("GET", f"dags/{DIGEST_DAG}/dagRuns/{quote(run_id, safe='')}")["state"]
+
+
+def until(d: Deployment, condition: Any, timeout: float, what: str) -> float:
+    """Like ``Deployment.wait``, polling every half second (for timings); the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        d.check_alive()
+        if condition():
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what}; see the logs in {d.logs} and {d.home / 'logs'}")
+
+
+def question(d: Deployment, run_id: str) -> dict:
+    """The digest approval's question of ``run_id`` as the warehouse records it, with its one card."""
+    with psycopg.connect(d.warehouse_url) as conn:
+        row = conn.execute(
+            "SELECT q.question_id, q.decided_via, q.chosen, q.decided_by, c.task_id, c.userid, c.card_status"
+            " FROM wecom.questions q JOIN wecom.question_cards c USING (question_id)"
+            " WHERE q.dag_id = %s AND q.run_id = %s AND q.task_id = 'approve_digests'",
+            (DIGEST_DAG, run_id),
+        ).fetchall()
+    names = ("question_id", "decided_via", "chosen", "decided_by", "task_id", "userid", "card_status")
+    return dict(zip(names, row[0], strict=True)) if len(row) == 1 else {"cards": len(row)}
+
+
+def ask_for_approval(d: Deployment, sim: SimulatorAdmin, approver: str, day: date) -> tuple[str, dict, float]:
+    """Trigger the digest for ``day`` with approval required; wait for the question and its card in WeCom.
+    (run_id, the question, when the task was seen waiting)."""
+    conf = {"day": day.isoformat(), "require_approval": True, "approvers": approver}
+    run_id = d.api("POST", f"dags/{DIGEST_DAG}/dagRuns", json={"logical_date": None, "conf": conf})[
+        "dag_run_id"
+    ]
+    d.wait(lambda: task_state(d, run_id, "approve_digests") == "awaiting_input", 300,
+           f"approve_digests of {run_id} to wait for an answer")  # fmt: skip
+    waiting = time.monotonic()
+    d.wait(lambda: "task_id" in question(d, run_id), 60, "the question recorded with one card")
+    asked = question(d, run_id)
+    key = f"hitl:{asked['question_id']}"
+    d.wait(lambda: ledger(d, key) == {(key, approver): "sent"}, 60, "the question card sent")
+    [card] = [c for c in sim.cards() if c["task_id"] == asked["task_id"]]
+    check(asked["task_id"].startswith("hitl_") and card["keys"] == ["hitl:0", "hitl:1"]
+          and card["shown"] == {approver: None} and asked["decided_via"] is None,
+          f"the approver got a card in WeCom ({card['title']!r}) with Approve / Reject (hitl:0 / hitl:1)")  # fmt: skip
+    return run_id, asked, waiting
+
+
+def shows(sim: SimulatorAdmin, task_id: str, userid: str) -> str | None:
+    [card] = [c for c in sim.cards() if c["task_id"] == task_id]
+    return card["shown"].get(userid)
+
+
+def ask_in_wecom(d: Deployment, sim: SimulatorAdmin, figures: dict, after: date) -> None:
+    step(
+        "11. Ask a person in WeCom: the digest waits for approval; a tap approves, a tap rejects, the UI answers"
+    )
+    d.airflow("dags", "unpause", "wecom_questions")
+    with psycopg.connect(d.warehouse_url) as conn:
+        [(approver,)] = conn.execute("SELECT lower(userid) FROM wecom.users WHERE deleted_at IS NULL"
+                                     " ORDER BY userid LIMIT 1").fetchall()  # fmt: skip
+    # Days no earlier step sent digests for: the feedback still owed for the seeded day makes digests.
+    approve_day, reject_day, ui_day = (after + timedelta(days=n) for n in (1, 2, 3))
+
+    run_id, asked, _ = ask_for_approval(d, sim, approver, approve_day)
+    time.sleep(5)  # the approver reads the card
+    before = len(sim.messages())
+    tapped = time.monotonic()
+    check(sim.click(approver, asked["task_id"], "hitl:0").get("ok") is True, f"{approver} tapped Approve")
+    d.wait(lambda: task_state(d, run_id, "approve_digests") != "awaiting_input", 60,
+           "approve_digests to leave awaiting_input")  # fmt: skip
+    until(d, lambda: task_state(d, run_id, "approve_digests") in ("success", "failed"), 60,
+          "approve_digests to end")  # fmt: skip
+    figures["hitl_tap_to_resumed_s"] = round(time.monotonic() - tapped, 1)
+    check(task_state(d, run_id, "approve_digests") == "success" and figures["hitl_tap_to_resumed_s"] <= 10,
+          f"approve_digests resumed and succeeded {figures['hitl_tap_to_resumed_s']} s after the tap (goal ≤ 10 s)")  # fmt: skip
+    until(d, lambda: task_state(d, run_id, "send_digests") in ("success", "failed", "skipped", "upstream_failed"),
+          300, "send_digests to end")  # fmt: skip
+    figures["hitl_tap_to_sent_s"] = round(time.monotonic() - tapped, 1)
+    check(task_state(d, run_id, "send_digests") == "success",
+          f"send_digests succeeded {figures['hitl_tap_to_sent_s']} s after the tap")  # fmt: skip
+    digests = ledger(d, f"digest:{approve_day}:")
+    recipients = {m["userid"] for m in sim.messages()[before:]}
+    check(len(digests) > 10 and set(digests.values()) == {"sent"}
+          and {r.lower() for _, r in digests} <= {r.lower() for r in recipients},
+          f"the approved digests went out: {len(digests)} interviewers' digests sent and delivered")  # fmt: skip
+    d.wait(
+        lambda: "Approve" in (shows(sim, asked["task_id"], approver) or ""), 60, "the card to show Approve"
+    )
+    decided = question(d, run_id)
+    check(decided["decided_via"] == "wecom" and decided["chosen"] == ["Approve"] and decided["decided_by"] == approver,
+          f"wecom.questions: approved in WeCom by {approver}; the card shows {shows(sim, asked['task_id'], approver)!r}")  # fmt: skip
+
+    step("11b. The reject path: a tap on Reject sends nothing")
+    run_id, asked, _ = ask_for_approval(d, sim, approver, reject_day)
+    time.sleep(5)
+    check(sim.click(approver, asked["task_id"], "hitl:1").get("ok") is True, f"{approver} tapped Reject")
+    d.wait(lambda: task_state(d, run_id, "send_digests") in ("success", "failed", "skipped", "upstream_failed"),
+           120, "send_digests to end")  # fmt: skip
+    states = {t: task_state(d, run_id, t) for t in ("approve_digests", "send_digests")}
+    check(states == {"approve_digests": "success", "send_digests": "skipped"},
+          f"the rejection skipped send_digests: {states}")  # fmt: skip
+    d.wait(lambda: run_state(d, run_id) in ("success", "failed"), 60, "the rejected run to end")
+    sent = {**ledger(d, f"digest:{reject_day}:"), **ledger(d, f"leader-digest:{reject_day}:")}
+    check(run_state(d, run_id) == "success" and not sent,
+          "the rejected run ended success, no digest recorded (so none sent) for its day")  # fmt: skip
+    d.wait(lambda: "Reject" in (shows(sim, asked["task_id"], approver) or ""), 60, "the card to show Reject")
+    decided = question(d, run_id)
+    check(decided["decided_via"] == "wecom" and decided["chosen"] == ["Reject"] and decided["decided_by"] == approver,
+          f"wecom.questions: rejected in WeCom by {approver}; the card shows {shows(sim, asked['task_id'], approver)!r}")  # fmt: skip
+
+    step("11c. Answered in Airflow (the REST API, as the UI does): the card in WeCom shows it")
+    run_id, asked, waiting = ask_for_approval(d, sim, approver, ui_day)
+    time.sleep(max(0.0, 6 - (time.monotonic() - waiting)))  # an answer right after the task parks can fail it
+    path = f"dags/{DIGEST_DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/approve_digests/-1/hitlDetails"
+    answered = time.monotonic()
+    d.api("PATCH", path, json={"chosen_options": ["Reject"], "params_input": {}})
+    until(d, lambda: "Reject" in (shows(sim, asked["task_id"], approver) or ""), 120,
+          "the card to show the answer given in Airflow")  # fmt: skip
+    figures["hitl_ui_answer_to_card_s"] = round(time.monotonic() - answered, 1)
+    decided = question(d, run_id)
+    check(decided["decided_via"] == "airflow" and decided["chosen"] == ["Reject"] and decided["decided_by"] == "admin",
+          f"answered by admin in Airflow: the card shows {shows(sim, asked['task_id'], approver)!r}"
+          f" {figures['hitl_ui_answer_to_card_s']} s after the answer")  # fmt: skip
+    d.wait(lambda: task_state(d, run_id, "send_digests") in ("success", "failed", "skipped", "upstream_failed"),
+           120, "send_digests to end")  # fmt: skip
+    check(task_state(d, run_id, "send_digests") == "skipped" and not ledger(d, f"digest:{ui_day}:"),
+          "rejected in Airflow: nothing sent")  # fmt: skip
+    with psycopg.connect(d.warehouse_url) as conn:
+        taps = dict(conn.execute("SELECT outcome, count(*) FROM wecom.question_taps GROUP BY 1").fetchall())
+        open_cards = conn.execute("SELECT count(*) FROM wecom.question_cards WHERE card_status <> 'updated'"
+                                  ).fetchone()[0]  # fmt: skip
+    check(taps.get("answered") == 2 and open_cards == 0,
+          f"two taps answered in Airflow ({taps}), every card shows its decision")  # fmt: skip
+
+
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+")
+
+
+def bridge_tokens(places: list[tuple[str, str]]) -> list[str]:
+    """Where a JWT of the bridge's Airflow account appears (whatever its value: they are minted in tasks)."""
+    found = []
+    for where, text in places:
+        for payload in JWT.findall(text):
+            try:
+                claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            except ValueError:
+                continue
+            if BRIDGE_LOGIN in json.dumps(claims):
+                found.append(where)
+    return found
+
+
 def leak_scan(d: Deployment, sim: SimulatorAdmin) -> tuple[int, int]:
-    secrets = {**sim.credentials(), **CALLBACK_SECRETS}
+    secrets = {**sim.credentials(), **CALLBACK_SECRETS, "bridge password": d.bridge_password}
     places = [*postgres_rows(d.warehouse_url), *postgres_rows(d.metadata_url, skip_schemas=()), *files(d.home / "logs"),
               *files(d.logs)]  # fmt: skip
     leaks, scanned = find_leaks(secrets, places)
+    leaks += [("a JWT of the bridge's account", where) for where in bridge_tokens(places)]
     for name, where in leaks:
         print(f"  LEAK: {name} in {where}")
     return len(leaks), scanned
@@ -583,11 +753,12 @@ def main() -> None:
         print(f"Deployment up in {figures['startup_s']} s: {', '.join(d.processes)}", flush=True)
         sim = SimulatorAdmin(d.simulator_url)
         figures["watching_since"] = watch_the_inbox(d)
-        scenario(d, sim, figures)
+        digest_day = scenario(d, sim, figures)
         callbacks(d, sim, figures)
         answers(d, sim, figures)
         changes(d, sim, figures)
-        step("11. Leak scan: warehouse, metadata DB, task logs, process logs")
+        ask_in_wecom(d, sim, figures, next_weekday(digest_day + timedelta(days=1)))
+        step("12. Leak scan: warehouse, metadata DB, task logs, process logs")
         leaks, scanned = leak_scan(d, sim)
         figures |= {"leaks": leaks, "places_scanned": scanned}
         check(leaks == 0, f"no credential in {scanned} rows and files")

@@ -14,11 +14,12 @@ ON CONFLICT DO NOTHING;
 SELECT pg_advisory_xact_lock(hashtextextended('wecom.reminder_answers', 0));
 
 -- name: waiting_clicks
--- Card clicks not yet processed, in the order they were made.
+-- Card clicks not yet processed, in the order they were made (taps on question cards are the bridge's).
 SELECT event_id, userid, coalesce(wecom_created_at, received_at) AS clicked_at, payload->>'TaskId' AS task_id,
        payload->>'EventKey' AS event_key, payload->>'ResponseCode' AS response_code
 FROM wecom.callback_events
 WHERE processed_at IS NULL AND event = 'template_card_event'
+  AND coalesce(payload->>'TaskId', '') NOT LIKE 'hitl\_%%'  -- question cards: wecom.questions.bridge
 ORDER BY clicked_at, event_id
 LIMIT %(limit)s;
 
@@ -43,11 +44,6 @@ SET correction_status = CASE WHEN %(status)s = 'updated' THEN 'corrected' ELSE '
     correction_note = %(note)s
 WHERE task_id = %(task_id)s;
 
--- name: record_code
-INSERT INTO wecom.card_codes (response_code, task_id, issued_at)
-VALUES (%(code)s, %(task_id)s, %(issued_at)s)
-ON CONFLICT (response_code) DO NOTHING;
-
 -- name: record_answer
 -- The first answer recorded wins: a duplicate, a replay or a second tap changes nothing.
 -- A card a change superseded meanwhile (the detector commits on its own lock) records nothing.
@@ -71,27 +67,6 @@ FROM wecom.reminder_responses r JOIN wecom.reminder_cards c USING (task_id)
 WHERE r.card_status = 'pending' AND c.superseded_at IS NULL
 ORDER BY r.recorded_at
 LIMIT %(limit)s;
-
--- name: adopt_send_code
--- The code the send returned (kept in the ledger) joins the card's codes, issued when the card was sent.
-INSERT INTO wecom.card_codes (response_code, task_id, issued_at)
-SELECT l.response_code, %(task_id)s, coalesce(l.sent_at, l.updated_at)
-FROM wecom.message_log l
-WHERE l.dedup_key = %(dedup_key)s AND l.recipient = %(userid)s AND l.response_code IS NOT NULL
-ON CONFLICT (response_code) DO NOTHING;
-
--- name: usable_codes
--- The card's codes not yet spent, newest first (a click's code is fresher than the send's).
-SELECT response_code, attempted_at IS NOT NULL AS attempted FROM wecom.card_codes
-WHERE task_id = %(task_id)s AND spent_at IS NULL
-ORDER BY issued_at DESC, response_code;
-
--- name: attempt_code
-UPDATE wecom.card_codes SET attempted_at = coalesce(attempted_at, clock_timestamp())
-WHERE response_code = %(code)s;
-
--- name: spend_code
-UPDATE wecom.card_codes SET spent_at = clock_timestamp() WHERE response_code = %(code)s;
 
 -- name: card_outcome
 UPDATE wecom.reminder_responses

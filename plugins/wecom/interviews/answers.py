@@ -16,13 +16,12 @@ later through the wake-up.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from typing import Any
 
 from wecom import sql, warehouse
+from wecom.cards import record_code, show_each
 from wecom.delivery import Sender, Summary
-from wecom.errors import CARD_CODE_INVALID, WeComCallerError, WeComItemError, WeComTransientError
 from wecom.hooks import WeComHook
 from wecom.interviews.cards import CHOICES, ReminderCard, answer_text
 from wecom.interviews.compose import personal
@@ -33,7 +32,6 @@ from wecom.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 ANSWERS = "interview/answers.sql"
-TRIES_PER_CODE = 3
 
 
 def _statement(name: str) -> str:
@@ -79,12 +77,7 @@ def _record_click(conn: Any, click: dict[str, Any], cards: dict[str, tuple[str, 
         return "ignored: not a reminder card"
     if str(click["userid"] or "").lower() != owner:
         return "ignored: tapped by someone the card was not sent to"
-    code = click["response_code"]
-    if code and len(code) <= 512:
-        conn.execute(
-            _statement("record_code"),
-            {"code": code, "task_id": click["task_id"], "issued_at": click["clicked_at"]},
-        )
+    record_code(conn, click["response_code"], click["task_id"], click["clicked_at"])
     if superseded:  # the interview changed after the card: its buttons answer nothing
         return _stale(conn, click["task_id"])
     choice = CHOICES.get(click["event_key"] or "")
@@ -114,91 +107,19 @@ def _stale(conn: Any, task_id: str) -> str:
 def update_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:
     """Make each answered card show its answer; ``pending`` counts cards a transient fault left for later."""
     cards = _rows(conn, "cards_to_update", limit=limit)
-    return _show_each(
-        hook, conn, cards, lambda c: answer_text(c["choice"], c["clicked_at"], c["language"]), "card_outcome"
+    return show_each(
+        hook,
+        conn,
+        cards,
+        lambda c: answer_text(c["choice"], c["clicked_at"], c["language"]),
+        _statement("card_outcome"),
     )
 
 
 def correct_cards(hook: WeComHook, conn: Any, limit: int = 1000) -> Counter[str]:
     """Make each card a change superseded show the correction (已取消, 已改期至 ...) instead of its buttons."""
     cards = _rows(conn, "cards_to_correct", limit=limit)
-    return _show_each(hook, conn, cards, lambda c: c["correction"], "correction_outcome")
-
-
-def _show_each(
-    hook: WeComHook, conn: Any, cards: list[dict[str, Any]], text: Any, outcome: str
-) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for n, card in enumerate(cards):
-        status, note = show_on_card(hook, conn, card, text(card), _statement(outcome))
-        if status == "pending":  # WeCom is not answering: the rest wait for the retry, untried
-            counts["pending"] += len(cards) - n
-            break
-        counts[status] += 1
-    return counts
-
-
-def show_on_card(
-    hook: WeComHook, conn: Any, card: dict[str, Any], text: str, outcome: str
-) -> tuple[str, str | None]:
-    """Replace the card's buttons with ``text`` for its interviewer, with the newest unspent response code:
-    ``updated``, ``not_updated`` (and why, both recorded by the ``outcome`` statement) or ``pending``
-    (WeCom did not answer; try again later). A code is marked attempted (committed) before each call."""
-    with conn.transaction():
-        conn.execute(_statement("adopt_send_code"), card)
-        codes = _rows(conn, "usable_codes", task_id=card["task_id"])
-    status, note, used = _show(hook, conn, card, text, codes)
-    if status != "pending":
-        with conn.transaction():
-            if used:
-                conn.execute(_statement("spend_code"), {"code": used})
-            conn.execute(outcome, {"status": status, "note": note, "task_id": card["task_id"]})
-    return status, note
-
-
-def _show(
-    hook: WeComHook, conn: Any, card: dict[str, Any], text: str, codes: list[dict[str, Any]]
-) -> tuple[str, str | None, str | None]:
-    """The outcome, and the code that worked (spent with the outcome's record)."""
-    for code in codes:
-        attempted = code["attempted"]
-        for attempt in range(TRIES_PER_CODE):
-            conn.execute(_statement("attempt_code"), {"code": code["response_code"]})
-            try:
-                hook.update_card_buttons(code["response_code"], [card["userid"]], text, retries=0)
-            except WeComTransientError as exc:
-                log.warning(
-                    "Card %s not updated yet (%s); try %d/%d",
-                    card["task_id"],
-                    exc,
-                    attempt + 1,
-                    TRIES_PER_CODE,
-                )
-                attempted = True  # the call may have reached WeCom and spent the code
-                time.sleep(0.2 * 2**attempt)
-                continue
-            except (WeComItemError, WeComCallerError) as exc:
-                conn.execute(_statement("spend_code"), {"code": code["response_code"]})
-                if exc.errcode != CARD_CODE_INVALID:
-                    return "not_updated", f"WeCom refused the update: {exc}", None
-                if attempted:
-                    return (
-                        "updated",
-                        "an earlier attempt spent the code; its answer was lost on the way",
-                        None,
-                    )
-                break  # used or expired: the next older code
-            return "updated", None, code["response_code"]
-        else:
-            return "pending", None, None
-    return (
-        "not_updated",
-        (
-            "no usable response code: WeCom refused each as used or expired (60140, codes last 72 hours);"
-            " the card still shows its buttons"
-        ),
-        None,
-    )
+    return show_each(hook, conn, cards, lambda c: c["correction"], _statement("correction_outcome"))
 
 
 def notify_declines(sender: Sender, conn: Any, limit: int = 1000) -> Summary:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from wecom.interviews.render import Interview, local, url
-from wecom.payloads import button_card
+from wecom.payloads import button_card, plain
 
 CONFIRM, DECLINE = "confirm", "decline"
 CHOICES = {CONFIRM: "confirmed", DECLINE: "declined"}  # button key -> recorded choice
@@ -67,16 +67,6 @@ class ReminderCard:
             "recruiter_userid": self.recruiter_userid,
             "language": self.language,
         }
-
-
-def plain(value: Any, limit: int) -> str:
-    """One line of printable text within ``limit`` bytes (cut between characters, marked with …)."""
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(value or "")).split()) or "-"
-    if len(text.encode()) <= limit:
-        return text
-    while len(text.encode()) > limit - len("…".encode()):
-        text = text[:-1]
-    return text + "…"
 
 
 def reminder_card(task_id: str, interview: Interview, language: str) -> dict[str, Any]:

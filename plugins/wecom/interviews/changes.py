@@ -13,11 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from wecom.interviews.cards import plain
 from wecom.interviews.inputs import Person
 from wecom.interviews.render import Interview, local, render, url
 from wecom.outbox import Outgoing
-from wecom.payloads import markdown, split_markdown
+from wecom.payloads import markdown, plain, split_markdown
 
 SCHEDULED, CANCELLED = "scheduled", "cancelled"
 TRACKED, RESTORED, MOVED, ROOM, PANEL = "tracked", "restored", "moved", "room", "panel"

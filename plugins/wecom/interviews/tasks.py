@@ -16,7 +16,7 @@ from wecom import lineage, sql, warehouse
 from wecom.delivery import AppMessages, MemberLimits, Sender, Summary
 from wecom.errors import WorkPending
 from wecom.hooks import WeComHook
-from wecom.interviews import announce, answers, calendar, compose, inputs
+from wecom.interviews import announce, answers, approval, calendar, compose, inputs
 from wecom.interviews.mapping import refresh_mapping
 from wecom.interviews.schedule import run_day, run_window
 from wecom.interviews.settings import DIGEST, REMINDERS, DigestSettings, ReminderSettings
@@ -24,6 +24,7 @@ from wecom.ledger import record_dry_run
 from wecom.outbox import Claimant, Outgoing
 
 SOURCE_CONN_ID = "interview_source"
+APPROVAL = "interview/approval.sql"
 PREVIEW_LIMIT = 30
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,19 @@ def refresh(source_id: str | None = None, warehouse_id: str = warehouse.WAREHOUS
         return refresh_mapping(source, wh)
 
 
-def preview(messages: list[Outgoing], limit: int = PREVIEW_LIMIT) -> dict[str, Any]:
+def preview(messages: list[Outgoing], limit: int = PREVIEW_LIMIT, recorded: bool = True) -> dict[str, Any]:
     """What a dry run would send, as each reader would see it: in the task log and in the run's result
-    (the XCom the UI shows), the first ``limit`` messages and a count of the rest."""
+    (the XCom the UI shows), the first ``limit`` messages and a count of the rest (``recorded``: a dry
+    run records them all in the ledger; an approval's preview records nothing)."""
     shown = [{"to": m.recipient, "key": m.dedup_key, "text": m.text()} for m in messages[:limit]]
     for item in shown:
         log.info("Dry run: to %s (%s)\n%s", item["to"], item["key"], item["text"])
     more = max(0, len(messages) - limit)
     if more:
-        log.info("Dry run: %d more message(s) not shown; all are in wecom.message_log (dry-run:%%)", more)
+        where = (
+            "all are in wecom.message_log (dry-run:%)" if recorded else "a dry run of the DAG shows them all"
+        )
+        log.info("Dry run: %d more message(s) not shown; %s", more, where)
     return {"preview": shown, "preview_not_shown": more}
 
 
@@ -231,6 +236,34 @@ def digest_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
     """The digest for the run's day (the ``day`` param, else the run's date in Asia/Shanghai)."""
     settings = DigestSettings.from_params(params)
     return send_digest(run_day(params.get("day"), context), Claimant.from_context(context), settings)
+
+
+def digest_preview_task(params: dict[str, Any], context: Any) -> str:
+    """The approval's body for the run's day: what the digests would be, composed and not sent or recorded."""
+    settings = DigestSettings.from_params({**params, "dry_run": True})
+    day = run_day(params.get("day"), context)
+    with warehouse.connect(source_conn_id()) as source, warehouse.connect_current() as wh:
+        messages, _ = plan_digest(source, wh, day, settings)
+        recipients = [m.recipient.lower() for m in messages]
+        counts = [
+            tuple(row)
+            for row in wh.execute(sql.statement(APPROVAL, "per_department"), {"userids": recipients})
+        ]
+    preview(
+        messages, recorded=False
+    )  # the first 30 in the task's log: the approval links to this task's page
+    sample = (messages[0].recipient, messages[0].text()) if messages else None
+    ti = context["ti"]
+    link = _task_page(ti.dag_id, ti.run_id, ti.task_id)
+    return approval.preview_body(day, recipients, counts, sample, link, settings.language)
+
+
+def _task_page(dag_id: str, run_id: str, task_id: str) -> str | None:
+    """The task's page in Airflow's UI (its result holds the preview), when Airflow knows its own URL."""
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback=None)
+    return f"{base.rstrip('/')}/dags/{dag_id}/runs/{run_id}/tasks/{task_id}" if base else None
 
 
 def reminders_task(params: dict[str, Any], context: Any) -> dict[str, Any]:
