@@ -136,6 +136,7 @@ class AirflowStandIn:
         self.tokens: set[str] = set()
         self.down = False
         self.lock = threading.Lock()
+        self.on_answer: Any = None  # called once an answer is taken, before Airflow replies
 
     def app(self) -> Any:
         api = FastAPI()
@@ -175,6 +176,8 @@ class AirflowStandIn:
                     self.decide(
                         key, body["chosen_options"], {"id": BRIDGE, "name": BRIDGE}, body["params_input"]
                     )
+                    if self.on_answer:
+                        self.on_answer()
                 return JSONResponse(self.detail(held))
 
         return api
@@ -394,6 +397,37 @@ def test_with_airflows_api_down_a_tap_waits_and_is_answered_once_it_is_back(w):
     w.airflow.down = False
     assert w.settle()["taps_answered"] == 1
     assert len(w.airflow.patches) == 1 and w.card_of("r5", alice)["shown"][alice].startswith("Approve")
+
+
+def test_a_bridge_killed_after_airflow_took_the_answer_records_the_tapper_when_it_runs_again(w):
+    """SIGKILL between Airflow taking the answer and our record of it: the next run finds Airflow's answer,
+    credits the person who tapped (not a later tap, not "unknown") and does not answer again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    alice, bob = (p["userid"].lower() for p in w.people[:2])
+    w.ask("r8", userids=[alice, bob])
+    w.tap("r8", alice, "hitl:1")
+    w.tap("r8", bob, "hitl:1")  # the same choice, later: it must not be credited
+    run = "from wecom.questions.tasks import settle_questions; settle_questions()"
+    bridge = subprocess.Popen([sys.executable, "-c", run], env=os.environ.copy())
+    w.airflow.on_answer = lambda: os.kill(bridge.pid, signal.SIGKILL)
+    assert bridge.wait(60) == -signal.SIGKILL
+    w.airflow.on_answer = None
+    assert w.airflow.tasks["etl/r8/approve/-1"].answer["chosen_options"] == ["Reject"]
+    assert w.sql("SELECT decided_at FROM wecom.questions") == [(None,)]  # killed before it recorded
+
+    report = w.settle()
+    assert report["taps_answered"] == 1 and report["taps_already_decided"] == 1
+    assert len(w.airflow.patches) == 1  # Airflow was not asked again
+    assert w.sql("SELECT decided_via, chosen, decided_by FROM wecom.questions") == [
+        ("wecom", ["Reject"], alice)
+    ]
+    assert sorted(w.outcomes()) == [("already_decided", bob), ("answered", alice)]
+    for userid in (alice, bob):
+        assert w.card_of("r8", userid)["shown"][userid].startswith(f"Reject · {alice}")
 
 
 def test_secrets_of_the_bridge_stay_out_of_tables_and_logs(w, caplog):

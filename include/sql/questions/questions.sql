@@ -26,6 +26,10 @@ ON CONFLICT DO NOTHING;
 -- One bridge at a time (runs of the questions DAG, a retry beside a late attempt).
 SELECT pg_advisory_xact_lock(hashtextextended('wecom.questions', 0));
 
+-- name: decided_at
+-- Read again under the lock: a tap before it in the same run may have decided its question.
+SELECT decided_at FROM wecom.questions WHERE question_id = %(question_id)s;
+
 -- name: waiting_taps
 -- Taps on question cards not yet settled, in the order they were made, with their card and question.
 SELECT e.event_id, lower(e.userid) AS userid, coalesce(e.wecom_created_at, e.received_at) AS tapped_at,

@@ -44,6 +44,8 @@ def answer_taps(api: AirflowApi, conn: Any, limit: int = 200) -> Counter[str]:
     for tap in warehouse.dict_rows(conn, QUESTIONS, "waiting_taps", {"limit": limit}):
         with conn.transaction():
             conn.execute(_statement("lock"))
+            decided = conn.execute(_statement("decided_at"), {"question_id": tap["question_id"]}).fetchone()
+            tap["decided_at"] = decided[0] if decided else None
             outcome, status, option = _settle(api, conn, tap)
             if outcome == "waiting":
                 counts["waiting"] += 1
@@ -76,6 +78,12 @@ def _settle(api: AirflowApi, conn: Any, tap: dict[str, Any]) -> tuple[str, int |
         return "already_decided", None, option
     task = TaskRef(tap["dag_id"], tap["run_id"], tap["task_id"], tap["map_index"])
     detail = api.detail(task)
+    if _answered_by_us(detail, api.login, option):
+        # A crash after Airflow took this tap's answer and before it was recorded: taps are settled in the
+        # order they came, so the first one waiting with the option Airflow holds is the one that answered.
+        note = "answered by a tap in WeCom (recorded after the bridge was interrupted)"
+        _decide(conn, task, "wecom", [option], tap["userid"], tap["tapped_at"], note)
+        return "answered", None, option
     if _record_decision(conn, task, detail, api.login):
         conn.execute(_statement("show_again"), {"task_id": tap["card_task_id"]})
         return "already_decided", None, option
@@ -94,6 +102,13 @@ def _settle(api: AirflowApi, conn: Any, tap: dict[str, Any]) -> tuple[str, int |
         return "already_decided", 409, option
     log.warning("Airflow refused the answer to %s (%s): %s", task.question_id, answer.status, answer.detail)
     return "refused_by_airflow", answer.status, option
+
+
+def _answered_by_us(detail: dict[str, Any] | None, bridge: str, option: str) -> bool:
+    if not detail or not detail.get("response_received"):
+        return False
+    by = detail.get("responded_by_user") or {}
+    return by.get("id") == bridge and list(detail.get("chosen_options") or []) == [option]
 
 
 def _until_waiting(api: AirflowApi, task: TaskRef, detail: dict[str, Any]) -> dict[str, Any]:
