@@ -392,7 +392,12 @@ class Chaos:
             recorded = set(wh.execute("SELECT msgid, lower(recipient) FROM wecom.message_log WHERE status = 'sent'"
                                       " AND msgid = ANY(%s)", ([m for m, _ in new],)).fetchall())  # fmt: skip
         if new - recorded:
-            self.violation(n, f"{len(new - recorded)} messages delivered but not recorded as sent")
+            with psycopg.connect(self.db_url) as wh:
+                rows = wh.execute("SELECT dedup_key, lower(recipient), status, msgid, reason FROM wecom.message_log"
+                                  " WHERE lower(recipient) = ANY(%s) ORDER BY message_id DESC LIMIT 10",
+                                  ([u for _, u in new - recorded],)).fetchall()  # fmt: skip
+            self.violation(n, f"{len(new - recorded)} messages delivered but not recorded as sent: "
+                              f"{sorted(new - recorded)[:5]}; their members' latest ledger rows: {rows}")  # fmt: skip
         twice = {k for k, c in Counter((m["userid"], m["content"]) for m in delivered).items() if c > 1}
         if twice - self.seen_twice:
             self.violation(n, f"{len(twice - self.seen_twice)} messages delivered twice")
