@@ -19,7 +19,7 @@ of the rest), record them in `wecom.message_log` with status skipped, send nothi
 
 **Approval** (opt-in, `require_approval`): before anything is sent, `preview_digests` composes the day's
 digests (sending and recording nothing; the first 30 in its log) and `approve_digests` asks the
-`approvers` (WeCom userids, `a|b`) in WeCom with a card: the counts per department, one sample message and a
+`approvers` (a list of WeCom userids) in WeCom with a card: the counts per department, one sample message and a
 link to the preview, with 批准 Approve / 驳回 Reject buttons (or answer in Airflow's Required Actions page).
 Approve sends; Reject sends nothing (`send_digests` is skipped; `wecom.questions` records who rejected and
 when); no answer within `approval_timeout_minutes` does what `on_approval_timeout` says (`send` or `skip`).
@@ -80,7 +80,9 @@ with DAG(
         "require_approval": Param(
             False, type="boolean", description="Ask the approvers in WeCom before sending."
         ),
-        "approvers": Param("", type="string", description="WeCom userids who may approve, a|b."),
+        "approvers": Param(
+            [], type="array", items={"type": "string"}, description="WeCom userids who may approve."
+        ),
         "approval_timeout_minutes": Param(
             120, type="number", minimum=1, description="How long to wait for them."
         ),
@@ -106,7 +108,7 @@ with DAG(
         task_id="approve_digests",
         subject="今日面试摘要待批准 Approve today's interview digests",
         body="{{ ti.xcom_pull(task_ids='preview_digests') }}",
-        notifiers=[WeComHITLNotifier(userids="{{ params.approvers }}")],
+        notifiers=[WeComHITLNotifier(userids="{{ params.approvers | join('|') }}")],
         retries=0,
     )
 

@@ -114,6 +114,38 @@ def test_a_crash_between_send_and_record_is_absorbed_by_the_duplicate_check(conn
     assert ledger(conn, "status", "attempts") == [("sent", 2)]
 
 
+def test_a_shared_send_retried_after_a_crash_is_the_same_bytes_whatever_the_plan(conn, simulator, sim_admin):
+    """The retry's members come in another order and one of them has less room in their window now: the
+    send is composed again member for member, at the slot all of them have room at, and WeCom absorbs it."""
+    people = users(simulator, 3)
+    notice = markdown("面试已改期 Moved")
+    messages = [Outgoing("change:9:v3", u, notice) for u in people]
+    limits = MemberLimits(per_minute=2, time_scale=60, max_wait=5)
+    hook = WeComHook()
+
+    class Crash(BaseException):
+        pass
+
+    class SendThenDie:
+        def deliver(self, m: Outgoing):
+            AppMessages(hook).deliver(m)
+            raise Crash
+
+    with pytest.raises(Crash):
+        Sender(SendThenDie(), conn, Claimant("d", "r", "t"), limits=limits).send(messages)
+    busy = people[1]  # two more messages fill this member's (scaled) minute
+    Sender(AppMessages(hook), conn, limits=limits).send(
+        [Outgoing(f"other:{i}", busy, text(f"x{i}")) for i in (1, 2)]
+    )
+    retry = Sender(AppMessages(hook), conn, Claimant("d", "r", "t"), limits=limits).send(messages[::-1])
+    assert retry.sent == 3 and retry.deferred == 0
+    told = [m for m in sim_admin.messages() if "改期" in json.dumps(m, ensure_ascii=False)]
+    assert sorted(m["userid"].lower() for m in told) == sorted(people)  # once each
+    assert sim_admin.stats()["duplicates_absorbed"] == 1
+    recorded = {msgid for key, msgid in ledger(conn, "dedup_key", "msgid") if key == "change:9:v3"}
+    assert recorded == {m["msgid"] for m in told}
+
+
 def test_another_tasks_fresh_claim_is_left_alone(conn, simulator, sim_admin):
     person = users(simulator, 1)[0]
     message = Outgoing("k", person, text("x"))

@@ -41,9 +41,6 @@ __all__ = [
 ]
 
 
-MAX_TOUSER = 1000  # message/send's limit on members per call
-
-
 class Transport(Protocol):
     """How one claimed message reaches WeCom."""
 
@@ -165,7 +162,7 @@ class Sender:
         """Send in slot order, each no earlier than planned and never closer to the last actual send to
         its member than the windows allow; a transient error stops the batch with the message pending."""
         done_at: dict[str, list[float]] = defaultdict(list)  # actual completions, this machine's clock
-        for slot, group in _together(plan.schedule):
+        for slot, group in plan.schedule:
             for message in group:  # the plan, pushed later if earlier sends finished late
                 if message.personal:
                     slot = self.limits.next_slot(done_at[message.recipient], slot)
@@ -188,7 +185,7 @@ class Sender:
             outcomes += [_finished(outcome, finished - plan.clock_offset) for outcome in settled]
 
     def _deliver(self, group: list[Outgoing], summary: Summary) -> list[Outcome]:
-        """One send for the group (``_together``); an outcome per member."""
+        """One send for the group (``outbox.sends``, members in order); an outcome per member."""
         message = group[0]
         if len(group) > 1:
             message = replace(message, to={"touser": "|".join(m.recipient for m in group)})
@@ -224,26 +221,6 @@ class Sender:
             summary.fallbacks += 1
             return Outcome(message, "sent", result.msgid, CARDS_NEED_CALLBACK, result.fallback)
         return Outcome(message, "sent", result.msgid, response_code=result.response_code)
-
-
-def _together(schedule: list[tuple[float, Outgoing]]) -> list[tuple[float, list[Outgoing]]]:
-    """The same notice to several members (one key, the same bytes) goes as one message/send to all of
-    them, at the latest of their slots; each member keeps their own ledger row. Answerable cards and
-    messages with a fallback never share a send: each card's update code belongs to its one reader."""
-    groups: dict[tuple[str, str] | int, list[tuple[float, Outgoing]]] = defaultdict(list)
-    for index, (slot, message) in enumerate(schedule):
-        shareable = (
-            message.personal
-            and message.fallback is None
-            and message.payload.get("msgtype") != "template_card"
-        )
-        groups[(message.dedup_key, message.body_hash()) if shareable else index].append((slot, message))
-    together = [
-        (max(slot for slot, _ in chunk), [m for _, m in chunk])
-        for members in groups.values()
-        for chunk in (members[i : i + MAX_TOUSER] for i in range(0, len(members), MAX_TOUSER))
-    ]
-    return sorted(together, key=lambda item: item[0])
 
 
 def _finished(outcome: Outcome, at: float) -> Outcome:

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from wecom import sql
 from wecom.limits import MemberLimits
-from wecom.outbox import Claimant, Outcome, Outgoing
+from wecom.outbox import Claimant, Outcome, Outgoing, sends
 from wecom.warehouse import require_autocommit
 
 LEDGER = "delivery/ledger.sql"
@@ -24,9 +24,10 @@ LEDGER = "delivery/ledger.sql"
 
 @dataclass
 class Reservation:
-    """The plan for a batch: (slot in this machine's clock, message) in order, and what was deferred."""
+    """The plan for a batch: (slot in this machine's clock, one send's messages) in order, and what was
+    deferred."""
 
-    schedule: list[tuple[float, Outgoing]]
+    schedule: list[tuple[float, list[Outgoing]]]
     deferred: list[Outgoing]
     clock_offset: float  # this machine's clock minus the database's
 
@@ -65,7 +66,8 @@ def database_now(conn: Any) -> float:
 
 
 def reserve(conn: Any, messages: list[Outgoing], limits: MemberLimits) -> Reservation:
-    """Reserve a send slot per personal message under the per-member windows, or defer it.
+    """Reserve a slot per send (``outbox.sends``) under the per-member windows of all its members, or defer
+    the whole send: a send is never split, so a retry composes the same one.
 
     Slots are planned in database time (every sender shares that clock) under per-member locks, then
     converted once to this machine's clock for sleeping.
@@ -81,14 +83,17 @@ def reserve(conn: Any, messages: list[Outgoing], limits: MemberLimits) -> Reserv
         taken = _taken_slots(conn, personal, now - limits.hour)
         schedule, deferred = _plan(messages, taken, now, limits)
         reserved = [
-            {"slot": slot, "key": m.dedup_key, "recipient": m.recipient} for slot, m in schedule if m.personal
+            {"slot": slot, "key": m.dedup_key, "recipient": m.recipient}
+            for slot, send in schedule
+            for m in send
+            if m.personal
         ]
         if reserved:
             conn.cursor().executemany(_statement("reserve"), reserved)
         if deferred:
             conn.cursor().executemany(_statement("defer"), [_deferral(m, slot) for m, slot in deferred])
     schedule.sort(key=lambda item: item[0])
-    return Reservation([(slot + offset, m) for slot, m in schedule], [m for m, _ in deferred], offset)
+    return Reservation([(slot + offset, send) for slot, send in schedule], [m for m, _ in deferred], offset)
 
 
 def _taken_slots(conn: Any, recipients: list[str], since: float) -> dict[str, list[float]]:
@@ -103,22 +108,33 @@ def _taken_slots(conn: Any, recipients: list[str], since: float) -> dict[str, li
 
 def _plan(
     messages: list[Outgoing], taken: dict[str, list[float]], now: float, limits: MemberLimits
-) -> tuple[list[tuple[float, Outgoing]], list[tuple[Outgoing, float]]]:
-    """Each message's slot (now for group messages), or a deferral when the wait would be too long."""
-    schedule: list[tuple[float, Outgoing]] = []
+) -> tuple[list[tuple[float, list[Outgoing]]], list[tuple[Outgoing, float]]]:
+    """Each send's slot (now for group chats), or a deferral of all its messages when the wait would be
+    too long."""
+    schedule: list[tuple[float, list[Outgoing]]] = []
     deferred: list[tuple[Outgoing, float]] = []
-    for message in messages:
-        if not message.personal:
-            schedule.append((now, message))
+    for send in sends(messages):
+        if not send[0].personal:
+            schedule.append((now, send))
             continue
-        slots = taken[message.recipient]
-        slot = limits.next_slot(slots, now)
+        slot = _common_slot(send, taken, now, limits)
         if slot - now > limits.max_wait:
-            deferred.append((message, slot))
+            deferred += [(message, slot) for message in send]
             continue
-        bisect.insort(slots, slot)
-        schedule.append((slot, message))
+        for message in send:
+            bisect.insort(taken[message.recipient], slot)
+        schedule.append((slot, send))
     return schedule, deferred
+
+
+def _common_slot(
+    send: list[Outgoing], taken: dict[str, list[float]], now: float, limits: MemberLimits
+) -> float:
+    """The earliest slot at which every member of the send has room."""
+    slot = now
+    while (later := max(limits.next_slot(taken[m.recipient], slot) for m in send)) > slot:
+        slot = later
+    return slot
 
 
 def _deferral(message: Outgoing, slot: float) -> dict[str, Any]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from wecom.payloads import reader_text
+
+MAX_TOUSER = 1000  # message/send's limit on members per call
 
 
 @dataclass
@@ -75,3 +78,23 @@ class Claimant:
     @property
     def key(self) -> str:
         return f"{self.dag_id}/{self.task_id}/{self.run_id}/{self.map_index}"
+
+
+def sends(messages: list[Outgoing]) -> list[list[Outgoing]]:
+    """Which messages go out as one message/send: the same notice to several members (one key, the same
+    bytes) goes to all of them at once, members sorted, so a retry composes the very bytes WeCom's duplicate
+    check absorbs. Answerable cards and messages with a fallback never share a send: each card's update code
+    belongs to its one reader."""
+    groups: dict[tuple[str, str] | int, list[Outgoing]] = defaultdict(list)
+    for index, message in enumerate(messages):
+        shareable = (
+            message.personal
+            and message.fallback is None
+            and message.payload.get("msgtype") != "template_card"
+        )
+        groups[(message.dedup_key, message.body_hash()) if shareable else index].append(message)
+    together = []
+    for members in groups.values():
+        members.sort(key=lambda m: m.recipient)
+        together += [members[i : i + MAX_TOUSER] for i in range(0, len(members), MAX_TOUSER)]
+    return together
