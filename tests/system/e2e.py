@@ -607,7 +607,7 @@ def question(d: Deployment, run_id: str) -> dict:
 def ask_for_approval(d: Deployment, sim: SimulatorAdmin, approver: str, day: date) -> tuple[str, dict, float]:
     """Trigger the digest for ``day`` with approval required; wait for the question and its card in WeCom.
     (run_id, the question, when the task was seen waiting)."""
-    conf = {"day": day.isoformat(), "require_approval": True, "approvers": approver}
+    conf = {"day": day.isoformat(), "require_approval": True, "approvers": [approver]}
     run_id = d.api("POST", f"dags/{DIGEST_DAG}/dagRuns", json={"logical_date": None, "conf": conf})[
         "dag_run_id"
     ]
