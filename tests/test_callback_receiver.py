@@ -165,8 +165,18 @@ class Watching:
         self.trigger, self.fired = trigger, []
         self.loop = asyncio.new_event_loop()
         self.task = self.loop.create_task(self._consume())
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.task,), daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        import asyncio
+
+        try:
+            self.loop.run_until_complete(self.task)
+        except asyncio.CancelledError:  # stop(): cancelled as the triggerer cancels a trigger
+            pass
+        finally:
+            self.loop.close()
 
     async def _consume(self) -> None:
         async for event in self.trigger.run():
