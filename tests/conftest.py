@@ -143,6 +143,19 @@ def connections(monkeypatch: pytest.MonkeyPatch, simulator: WeComSimulator, db_u
     return {"wecom": simulator.url, "warehouse": db_url}
 
 
+def assert_form_takes_the_defaults(params, where: str) -> None:
+    """Airflow's forms (trigger, Required Actions) send a field left empty as null and hold back the button
+    while a field fails its schema: a param with an empty default must allow null, and each default must
+    validate (a string param defaulting to "" froze the digest's trigger form, seen in CI in Chromium)."""
+    for name in params:
+        param = params.get_param(name)
+        types = param.schema.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if param.value in ("", None):
+            assert "null" in types, f"{where}.{name}: an empty default must allow null ({types})"
+        param.resolve(param.value)
+
+
 def load_dag(folder: Path, dag_id: str, *, retries: int = 0):
     """A DAG from a folder, with retries off: a failure is final in tests (the retry delay is Airflow's)."""
     from airflow.dag_processing.dagbag import DagBag

@@ -328,7 +328,7 @@ def test_who_tapped_goes_into_the_declared_param(w):
     from airflow.sdk import Param
 
     alice = w.people[0]["userid"].lower()
-    w.ask("r2", userids=[alice], params={ANSWER_PARAM: Param("", type="string")})
+    w.ask("r2", userids=[alice], params={ANSWER_PARAM: Param(None, type=["null", "string"])})  # as the README
     w.tap("r2", alice, "hitl:0")
     w.settle()
     [patch] = w.airflow.patches
@@ -446,7 +446,7 @@ def test_the_readmes_example_dag_imports_and_asks_in_wecom(tmp_path):
     import re
 
     from airflow.dag_processing.dagbag import DagBag
-    from conftest import ROOT
+    from conftest import ROOT, assert_form_takes_the_defaults
 
     from wecom.notifications import WeComHITLNotifier
 
@@ -461,6 +461,7 @@ def test_the_readmes_example_dag_imports_and_asks_in_wecom(tmp_path):
     assert isinstance(notifier, WeComHITLNotifier) and notifier.userids == "lisi|wangwu"
     assert "wecom_bridge" in [u["id"] for u in approve.assigned_users]
     assert list(approve.serialized_params) == [ANSWER_PARAM]  # so a tap answers it
+    assert_form_takes_the_defaults(approve.params, "publish_report.approve")  # and so can the UI
 
 
 def test_chaos_every_card_of_a_decided_question_shows_the_decision(w):
