@@ -190,7 +190,8 @@ class Watching:
         return self.fired[count - 1][0] if len(self.fired) >= count else None
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.task.cancel)
+        if self.thread.is_alive():  # else the trigger ended by itself and its loop is closed
+            self.loop.call_soon_threadsafe(self.task.cancel)
         self.thread.join(10)
         assert not self.thread.is_alive(), "the trigger did not stop when cancelled"
 

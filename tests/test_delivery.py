@@ -14,7 +14,7 @@ from conftest import ROOT, conn_json, load_dag
 
 from wecom import warehouse
 from wecom.delivery import AppMessages, MemberLimits, Sender
-from wecom.errors import WeComConfigError
+from wecom.errors import WeComConfigError, WeComError
 from wecom.hooks import WeComHook
 from wecom.outbox import Claimant, Outgoing
 from wecom.payloads import markdown, text
@@ -36,6 +36,21 @@ def ledger(conn, *columns):
 
 def users(simulator, n):
     return [u["userid"].lower() for u in list(simulator.state.org.users.values())[:n]]
+
+
+class Crash(BaseException):
+    """The worker dies."""
+
+
+class SendThenDie:
+    """WeCom accepts the message, then the worker dies before the ledger records it."""
+
+    def __init__(self, hook: WeComHook) -> None:
+        self.hook = hook
+
+    def deliver(self, m: Outgoing):
+        AppMessages(self.hook).deliver(m)
+        raise Crash
 
 
 def test_partial_success_records_invalid_recipients_and_delivers_the_rest(conn, simulator, sim_admin):
@@ -77,6 +92,15 @@ def test_the_same_notice_to_several_members_is_one_send_and_a_row_each(conn, sim
     assert again.already_done == 6 and sim_admin.calls("message/send") - before == 3
 
 
+def test_a_batch_never_cuts_a_shared_send_in_two(conn, simulator, sim_admin):
+    people = users(simulator, 4)
+    messages = [Outgoing("change:8:v2", u, text("面试已取消")) for u in people[:3]]
+    messages.append(Outgoing("digest:x", people[3], text("今日面试")))
+    before = sim_admin.calls("message/send")
+    summary = Sender(AppMessages(WeComHook()), conn, batch_size=2).send(messages)
+    assert summary.sent == 4 and sim_admin.calls("message/send") - before == 2
+
+
 def test_a_retry_or_a_second_run_sends_nothing_twice(conn, simulator, sim_admin):
     people = users(simulator, 5)
     messages = [Outgoing(f"digest:2026-11-30:{u}", u, markdown("今日面试")) for u in people]
@@ -96,15 +120,7 @@ def test_a_crash_between_send_and_record_is_absorbed_by_the_duplicate_check(conn
     message = Outgoing("reminder:42:2026-11-30T10:00", person, text("10:00 面试提醒"))
     hook = WeComHook()
 
-    class Crash(BaseException):
-        pass
-
-    class SendThenDie:
-        def deliver(self, m: Outgoing):
-            AppMessages(hook).deliver(m)  # WeCom accepts it...
-            raise Crash  # ...and the worker dies before the ledger records it
-
-    sender = Sender(SendThenDie(), conn, Claimant("d", "r", "t"))
+    sender = Sender(SendThenDie(hook), conn, Claimant("d", "r", "t"))
     with pytest.raises(Crash):
         sender.send([message])
     assert ledger(conn, "status") == [("pending",)]
@@ -123,16 +139,8 @@ def test_a_shared_send_retried_after_a_crash_is_the_same_bytes_whatever_the_plan
     limits = MemberLimits(per_minute=2, time_scale=60, max_wait=5)
     hook = WeComHook()
 
-    class Crash(BaseException):
-        pass
-
-    class SendThenDie:
-        def deliver(self, m: Outgoing):
-            AppMessages(hook).deliver(m)
-            raise Crash
-
     with pytest.raises(Crash):
-        Sender(SendThenDie(), conn, Claimant("d", "r", "t"), limits=limits).send(messages)
+        Sender(SendThenDie(hook), conn, Claimant("d", "r", "t"), limits=limits).send(messages)
     busy = people[1]  # two more messages fill this member's (scaled) minute
     Sender(AppMessages(hook), conn, limits=limits).send(
         [Outgoing(f"other:{i}", busy, text(f"x{i}")) for i in (1, 2)]
@@ -144,6 +152,61 @@ def test_a_shared_send_retried_after_a_crash_is_the_same_bytes_whatever_the_plan
     assert sim_admin.stats()["duplicates_absorbed"] == 1
     recorded = {msgid for key, msgid in ledger(conn, "dedup_key", "msgid") if key == "change:9:v3"}
     assert recorded == {m["msgid"] for m in told}
+
+
+def test_a_shared_send_whose_retry_must_wait_is_deferred_whole_and_resumed_as_the_same_bytes(
+    conn, simulator, sim_admin
+):
+    """A lost answer, then a retry that finds one member's window full: the whole send is deferred (through
+    the ledger's jsonb, which reorders keys), and resuming it sends what the first attempt sent."""
+    people = users(simulator, 3)
+    messages = [Outgoing("change:10:v2", u, text("面试已取消 Cancelled")) for u in people]
+    limits = MemberLimits(per_minute=2, time_scale=60, max_wait=0.3)
+    hook = WeComHook()
+
+    with pytest.raises(Crash):
+        Sender(SendThenDie(hook), conn, Claimant("d", "r", "t"), limits=limits).send(messages)
+    Sender(AppMessages(hook), conn, limits=limits).send([Outgoing("other", people[2], text("x"))])  # full
+    retry = Sender(AppMessages(hook), conn, Claimant("d", "r", "t"), limits=limits).send(messages)
+    assert (retry.sent, retry.deferred) == (0, 3)  # all three wait, none goes alone
+    resumed, deadline = 0, time.monotonic() + 15
+    while resumed < 3 and time.monotonic() < deadline:
+        time.sleep(0.3)
+        resumed += Sender(AppMessages(hook), conn, limits=limits).resume_deferred().sent
+    assert resumed == 3
+    told = [m for m in sim_admin.messages() if "Cancelled" in json.dumps(m, ensure_ascii=False)]
+    assert sorted(m["userid"].lower() for m in told) == sorted(people)  # once each
+    assert sim_admin.stats()["duplicates_absorbed"] == 1
+    assert {msgid for key, msgid in ledger(conn, "dedup_key", "msgid") if key == "change:10:v2"} == {
+        m["msgid"] for m in told
+    }
+
+
+def test_a_resumed_message_an_error_left_pending_is_resumed_again(conn, simulator, sim_admin):
+    person = users(simulator, 1)[0]
+    limits = MemberLimits(per_minute=1, time_scale=60, max_wait=0.3)
+    hook = WeComHook()
+    first, later = (Outgoing(f"digest:{n}", person, text(f"digest {n}")) for n in (1, 2))
+    assert Sender(AppMessages(hook), conn, limits=limits).send([first, later]).deferred == 1
+
+    class Down:
+        def deliver(self, m: Outgoing):
+            raise WeComError("WeCom is down (HTTP 502)")
+
+    time.sleep(1.2)
+    with pytest.raises(WeComError):
+        Sender(Down(), conn, Claimant("d", "resume", "t"), limits=limits).resume_deferred()
+    assert ledger(conn, "dedup_key", "status")[1] == ("digest:2", "pending")
+    sent, deadline = 0, time.monotonic() + 15
+    while not sent and time.monotonic() < deadline:  # the failed attempt counts in the window: it may wait
+        sent = (
+            Sender(AppMessages(hook), conn, Claimant("d", "resume", "t"), limits=limits)
+            .resume_deferred()
+            .sent
+        )
+        time.sleep(0.3)
+    assert sent == 1  # found, though it was no longer 'deferred'
+    assert [m["userid"].lower() for m in sim_admin.messages()] == [person, person]
 
 
 def test_another_tasks_fresh_claim_is_left_alone(conn, simulator, sim_admin):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from wecom.errors import (
 )
 from wecom.hooks import SendResult, WeComHook
 from wecom.limits import MemberLimits
-from wecom.outbox import Claimant, Outcome, Outgoing
+from wecom.outbox import Claimant, Outcome, Outgoing, sends
 from wecom.payloads import DuplicateCheck, request_body
 from wecom.warehouse import require_autocommit
 from wecom.webhook import WeComWebhookHook
@@ -131,12 +132,13 @@ class Sender:
     def send(self, messages: list[Outgoing]) -> Summary:
         unique = list({(m.dedup_key, m.recipient): m for m in messages}.values())
         summary = Summary()
-        for start in range(0, len(unique), self.batch_size):
-            summary.add(self._send_batch(unique[start : start + self.batch_size]))
+        for batch in _batches(sends(unique), self.batch_size):
+            summary.add(self._send_batch(batch))
         return summary
 
     def resume_deferred(self, limit: int = 1000) -> Summary:
-        """Send deferred messages whose time has come (any DAG's), or expire them."""
+        """Send deferred messages whose time has come (any DAG's), and resumed ones an error left pending,
+        or expire them."""
         pending = ledger.due_deferred(self.conn, limit)
         return self.send(pending) if pending else Summary()
 
@@ -221,6 +223,19 @@ class Sender:
             summary.fallbacks += 1
             return Outcome(message, "sent", result.msgid, CARDS_NEED_CALLBACK, result.fallback)
         return Outcome(message, "sent", result.msgid, response_code=result.response_code)
+
+
+def _batches(groups: list[list[Outgoing]], size: int) -> Iterator[list[Outgoing]]:
+    """Whole sends packed into batches of about ``size`` messages: a send is never cut in two, so where a
+    batch ends cannot change what a retry sends."""
+    batch: list[Outgoing] = []
+    for group in groups:
+        if batch and len(batch) + len(group) > size:
+            yield batch
+            batch = []
+        batch += group
+    if batch:
+        yield batch
 
 
 def _finished(outcome: Outcome, at: float) -> Outcome:

@@ -140,9 +140,12 @@ class WeComHook(BaseWeComHook):
         A token error (40014/42001/41001) drops the token only if it is still the cached one,
         refreshes and retries once; a second token error raises ``WeComTokenError``.
         """
-        # Serialised once: a retry sends the same bytes, which WeCom's duplicate check relies on.
+        # Serialised once, keys sorted: a retry sends the same bytes, which WeCom's duplicate check relies on,
+        # whatever order the body was built in (a deferral's round trip through jsonb reorders keys).
         data = (
-            None if json is None else jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+            None
+            if json is None
+            else jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
         )
         for attempt in (1, 2):
             token = self.get_access_token()

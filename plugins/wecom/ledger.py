@@ -110,7 +110,7 @@ def _plan(
     messages: list[Outgoing], taken: dict[str, list[float]], now: float, limits: MemberLimits
 ) -> tuple[list[tuple[float, list[Outgoing]]], list[tuple[Outgoing, float]]]:
     """Each send's slot (now for group chats), or a deferral of all its messages when the wait would be
-    too long."""
+    too long: one member's full window holds back the whole send, the price of a retry's identical bytes."""
     schedule: list[tuple[float, list[Outgoing]]] = []
     deferred: list[tuple[Outgoing, float]] = []
     for send in sends(messages):

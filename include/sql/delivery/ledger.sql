@@ -48,13 +48,16 @@ UPDATE wecom.message_log
 SET status = %(status)s, msgid = coalesce(%(msgid)s, msgid), errcode = %(errcode)s, reason = %(reason)s,
     sent_at = CASE WHEN %(status)s = 'sent' THEN clock_timestamp() END,
     reserved_at = coalesce(to_timestamp(%(finished)s::float8), reserved_at),
-    response_code = coalesce(%(code)s, response_code), deferred_payload = NULL, updated_at = clock_timestamp()
+    response_code = coalesce(%(code)s, response_code),
+    deferred_payload = CASE WHEN %(status)s = 'pending' THEN deferred_payload END, updated_at = clock_timestamp()
 WHERE dedup_key = %(key)s AND recipient = %(recipient)s;
 
 -- name: due_deferred
+-- Deferred messages whose time has come, and resumed ones left pending by an error or a killed worker (the
+-- claim decides which are ours to send). In key order, so the members of one send stay together.
 SELECT dedup_key, recipient, deferred_payload, expires_at FROM wecom.message_log
-WHERE status = 'deferred' AND not_before <= clock_timestamp()
-ORDER BY not_before LIMIT %(limit)s;
+WHERE deferred_payload IS NOT NULL AND status IN ('deferred', 'pending') AND not_before <= clock_timestamp()
+ORDER BY not_before, dedup_key, recipient LIMIT %(limit)s;
 
 -- name: settled
 SELECT dedup_key FROM wecom.message_log
