@@ -143,6 +143,13 @@ def connections(monkeypatch: pytest.MonkeyPatch, simulator: WeComSimulator, db_u
     return {"wecom": simulator.url, "warehouse": db_url}
 
 
+def person_environment() -> dict[str, str]:
+    """A person's shell, as the README's commands meet it: their PATH without this project's venv, and
+    nothing of the test run's own settings."""
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
+    return {"PATH": path, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+
+
 def assert_form_takes_the_defaults(params, where: str) -> None:
     """Airflow's forms (trigger, Required Actions) send a field left empty as null and hold back the button
     while a field fails its schema: a param with an empty default must allow null, and each default must

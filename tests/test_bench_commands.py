@@ -14,7 +14,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, person_environment
 
 from wecom_dev.postgres import LOCAL_URL_ENV, URL_ENV
 
@@ -47,8 +47,7 @@ def test_each_readme_benchmark_runs_and_reports(command: str):
     script = command.split()[-1]
     if script in SMALLER:
         command = f"{command} {SMALLER[script]}"
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
-    env = {"PATH": path, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+    env = person_environment()
     env |= {name: os.environ[name] for name in (URL_ENV, LOCAL_URL_ENV) if name in os.environ}  # as given
     done = subprocess.run(
         ["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from conftest import ROOT
+from conftest import ROOT, person_environment
 from test_ui import CHROMIUM, shot
 
 from wecom_dev.postgres import running_cluster
@@ -35,12 +35,9 @@ ONE_MAKE_AIRFLOW_AT_A_TIME = pytest.mark.xdist_group("make_airflow")
 
 
 def clean_environment(demo_dir: Path, marker: str) -> dict[str, str]:
-    """A person's shell: their PATH without this project's venv, nothing of the test run's Airflow."""
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
+    """A person's shell (``person_environment``), with the demo's folder and no PostgreSQL on the usual port."""
     return {
-        "PATH": path,
-        "HOME": os.environ.get("HOME", "/root"),
-        "LANG": "C.UTF-8",
+        **person_environment(),
         "WECOM_DEMO_DIR": str(demo_dir),
         "WECOM_LOCAL_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
         MARKER: marker,

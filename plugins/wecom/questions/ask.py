@@ -77,20 +77,7 @@ def ask(
                 question.task.question_id,
                 _why_link_only(question),
             )
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(sql.statement(QUESTIONS, "record_question"), question.row())
-            cur.executemany(
-                sql.statement(QUESTIONS, "record_card"),
-                [
-                    {
-                        "task_id": question.card_task_id(u),
-                        "question_id": question.task.question_id,
-                        "userid": u,
-                        "dedup_key": question.key,
-                    }
-                    for u in recipients
-                ],
-            )
+        _record(conn, question, recipients)
         messages = [
             Outgoing(question.key, u, card(question, u), fallback=fallback(question)) for u in recipients
         ]
@@ -105,6 +92,22 @@ def ask(
         "answerable_in_wecom": question.answerable,
         "unmapped": unmapped,
     }
+
+
+def _record(conn: Any, question: Question, recipients: list[str]) -> None:
+    """The question and a card per recipient, in one transaction, before any card is sent."""
+    cards = [
+        {
+            "task_id": question.card_task_id(u),
+            "question_id": question.task.question_id,
+            "userid": u,
+            "dedup_key": question.key,
+        }
+        for u in recipients
+    ]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(sql.statement(QUESTIONS, "record_question"), question.row())
+        cur.executemany(sql.statement(QUESTIONS, "record_card"), cards)
 
 
 def _bridge_login(conn_id: str) -> str | None:
